@@ -1,0 +1,22 @@
+"""Offline, seeded data for lectures and checks. Nothing here touches the network.
+
+- :mod:`course.data.digits`: scikit-learn's bundled 8×8 handwritten digits, upsampled on request.
+- :mod:`course.data.toy2d`: 2-D toy distributions (swiss roll, moons, gaussian mixtures).
+- :mod:`course.data.sequences`: synthetic sequence tasks with known structure.
+"""
+
+from course.data.digits import DigitSplit, load_digits
+from course.data.sequences import copy_task, long_lag_bits, reverse_task, sort_task
+from course.data.toy2d import gaussian_mixture, moons, swiss_roll
+
+__all__ = [
+    "DigitSplit",
+    "load_digits",
+    "copy_task",
+    "long_lag_bits",
+    "reverse_task",
+    "sort_task",
+    "gaussian_mixture",
+    "moons",
+    "swiss_roll",
+]
