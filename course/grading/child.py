@@ -1,0 +1,155 @@
+"""The isolated child process in which learner code runs.
+
+It is forked from a fork server that has already imported torch (so torch is imported once
+per grading run), then: starts its own session (so the grader can kill it and everything it
+spawned), applies resource limits, moves into a fresh temporary directory, hides the course's
+``solutions`` and ``autograder`` packages, captures output with a cap, turns TF32 off, and
+serves requests from the grader: ``load`` (execute the learner's cells) and ``probe``.
+
+Replies are plain data serialised with ``torch.save``; the grader reads them with the
+restricted ``weights_only`` unpickler (see :mod:`course.grading.encode`).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import io
+import os
+import resource
+import signal
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from course.grading import encode as enc
+from course.grading.forbidden import Forbid
+from course.grading.probes import execute
+from course.grading.submission import execute_cells
+
+BLOCKED_PACKAGES = ("solutions", "autograder")
+
+
+@dataclass(frozen=True)
+class ChildConfig:
+    device: str
+    rules: tuple[Forbid, ...]
+    memory_bytes: int
+    output_chars: int
+    hidden_paths: tuple[str, ...]
+    threads: int = 1
+
+
+class _Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in BLOCKED_PACKAGES:
+            raise ImportError(
+                f"`{fullname}` cannot be imported while your code is graded "
+                "(references and hidden checks are not available to submissions)"
+            )
+        return None
+
+
+class CappedWriter(io.TextIOBase):
+    """A text stream that keeps the first ``cap`` characters and counts the rest."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        s = str(s)
+        room = self.cap - self.kept
+        if room > 0:
+            self.parts.append(s[:room])
+            self.kept += min(room, len(s))
+        self.dropped += max(0, len(s) - max(room, 0))
+        return len(s)
+
+    def take(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n[… {self.dropped:,} more characters of output were dropped]"
+        self.parts, self.kept, self.dropped = [], 0, 0
+        return text
+
+
+def _limit_memory(extra: int) -> None:
+    if extra <= 0:
+        return
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[0])
+        current = pages * os.sysconf("SC_PAGE_SIZE")
+        limit = current + extra
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (OSError, ValueError):  # not Linux, or limit refused: keep going without it
+        pass
+
+
+def _prepare(config: ChildConfig) -> CappedWriter:
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    workdir = tempfile.mkdtemp(prefix="course-grade-")
+    os.chdir(workdir)
+    hidden = {str(Path(p).resolve()) for p in config.hidden_paths}
+    sys.path[:] = [p for p in sys.path if p and str(Path(p).resolve()) not in hidden]
+    for name in list(sys.modules):
+        if name.split(".")[0] in BLOCKED_PACKAGES:
+            del sys.modules[name]
+    sys.meta_path.insert(0, _Blocker())
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    writer = CappedWriter(config.output_chars)
+    sys.stdout = sys.stderr = writer
+    warnings.simplefilter("default")
+    torch.set_num_threads(config.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    if config.device == "cpu":
+        _limit_memory(config.memory_bytes)
+    return writer
+
+
+def serve(conn, config: ChildConfig) -> None:
+    """Child entry point: answer ``load`` and ``probe`` requests until the pipe closes."""
+    writer = _prepare(config)
+    device = torch.device(config.device)
+    rules = list(config.rules)
+    ns: dict = {}
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            break
+        kind = request[0]
+        if kind == "load":
+            ns, problems = execute_cells(request[1], "_course_submission")
+            reply = {"ok": True, "problems": problems, "names": sorted(k for k in ns if k[:1] != "_")}
+        elif kind == "probe":
+            reply = execute(request[1], ns, device, rules)
+        else:
+            reply = {"ok": False, "error": {"type": "Protocol", "message": kind, "where": ""}}
+        reply["output"] = writer.take()
+        try:
+            data = enc.to_bytes(reply)
+        except Exception as exc:  # an unserialisable reply is itself a finding
+            data = enc.to_bytes(
+                {"ok": False, "output": "", "error": {
+                    "type": "EncodeError", "message": str(exc), "where": ""}}
+            )
+        try:
+            conn.send_bytes(data)
+        except (BrokenPipeError, OSError):
+            break
+    os._exit(0)

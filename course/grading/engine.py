@@ -1,0 +1,191 @@
+"""Grading one unit against one submission: load the unit's checks, run each against the
+learner's runner, collect scores and feedback. Front ends (CLI, notebook, pytest, batch) all
+come through :func:`grade_runner`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from course.catalogue import Unit
+from course.grading.checks import load_checks, mistake_implementation, reference
+from course.grading.grader import CheckFailure, Grader, GraderError, UnitContext
+from course.grading.runner import InProcessRunner, IsolatedRunner, Limits
+from course.grading.submission import Submission, SubmissionError, read_submission
+
+ISOLATION_WORDS = {
+    "process": "process isolation (separate process, time/memory/output limits)",
+    "none": "none (in-kernel: your code ran in this process)",
+}
+
+
+@dataclass
+class CheckResult:
+    id: str
+    title: str
+    max_score: float
+    score: float
+    status: str  # "passed" | "failed" | "error"
+    output: str
+    public: bool
+    mistake: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class UnitResult:
+    unit: str
+    number: str
+    title: str
+    device: str
+    isolation: str
+    submission: str | None
+    checks: list[CheckResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    fatal: str = ""
+    seconds: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return sum(c.score for c in self.checks)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.max_score for c in self.checks)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.status == "passed" for c in self.checks)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.update(score=self.score, max_score=self.max_score)
+        return data
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` picks cuda, then mps, then cpu; an unavailable explicit device is an error."""
+    device = device.lower()
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available here")
+    if device == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ValueError("--device mps: no Apple MPS device is available here")
+    if device not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or mps")
+    return device
+
+
+def unit_context(unit: Unit, device: str) -> UnitContext:
+    checks = load_checks(unit)
+    mistakes = [(m, partial(mistake_implementation, unit, m)) for m in checks.mistakes]
+    return UnitContext(unit.slug, reference(unit), mistakes, device)
+
+
+def grade_runner(
+    unit: Unit,
+    runner,
+    device: str,
+    public_only: bool = False,
+    tasks: tuple[str, ...] = (),
+    submission: str | None = None,
+) -> UnitResult:
+    """Run the unit's checks (optionally only public ones, or those of ``tasks``)."""
+    started = time.perf_counter()
+    checks = load_checks(unit)
+    ctx = unit_context(unit, device)
+    result = UnitResult(unit.slug, unit.number, unit.title, device, runner.isolation, submission)
+    prev_tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        loaded = runner.load()
+        result.notes.extend(loaded.problems)
+        if loaded.fatal:
+            result.fatal = loaded.fatal
+        for info, fn in checks.checks:
+            if public_only and not info.public:
+                continue
+            if tasks and info.task not in tasks:
+                continue
+            result.checks.append(_run_one(info, fn, ctx, runner, loaded.fatal))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev_tf32
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _run_one(info, fn, ctx, runner, fatal: str) -> CheckResult:
+    started = time.perf_counter()
+    grader = Grader(ctx, runner, info.id)
+    status, output, mistake = "passed", "", None
+    if fatal:
+        status, output = "failed", fatal
+    else:
+        try:
+            fn(grader)
+            output = "Passed: " + ("; ".join(grader.cases) if grader.cases else info.title)
+        except CheckFailure as exc:
+            status, output, mistake = "failed", str(exc), exc.mistake
+        except GraderError as exc:
+            status, output = "error", f"Internal grader error (not your fault): {exc}"
+        except Exception as exc:  # a bug in a check must not take the run down
+            status = "error"
+            output = f"Internal grader error (not your fault): {type(exc).__name__}: {exc}"
+    return CheckResult(
+        id=info.id,
+        title=info.title,
+        max_score=info.points,
+        score=info.points if status == "passed" else 0.0,
+        status=status,
+        output=output,
+        public=info.public,
+        mistake=mistake,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def grade_submission(
+    unit: Unit,
+    submission: str | Path | Submission,
+    device: str = "auto",
+    isolation: str = "process",
+    limits: Limits | None = None,
+    public_only: bool = False,
+) -> UnitResult:
+    """Grade a notebook or .py file. Raises SubmissionError when it cannot be read at all."""
+    device = resolve_device(device)
+    sub = submission if isinstance(submission, Submission) else read_submission(submission)
+    checks = load_checks(unit)
+    label = str(sub.path) if sub.path else None
+    if isolation == "none":
+        runner = InProcessRunner.from_cells(sub.cells, device, checks.forbidden)
+    else:
+        runner = IsolatedRunner(sub.cells, device, checks.forbidden, limits or Limits.from_env())
+    try:
+        result = grade_runner(unit, runner, device, public_only=public_only, submission=label)
+    finally:
+        runner.close()
+    result.notes[:0] = sub.notes
+    return result
+
+
+__all__ = [
+    "CheckResult",
+    "ISOLATION_WORDS",
+    "SubmissionError",
+    "UnitResult",
+    "grade_runner",
+    "grade_submission",
+    "resolve_device",
+]

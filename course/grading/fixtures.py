@@ -1,0 +1,63 @@
+"""Grader-owned objects that probes hand to learner code (stand-in models and the like).
+
+They live in the ``course`` package so that the isolated child can build them; they hold no
+reference solution. Each is deterministic and works in any floating dtype and on any device.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ToyEpsModel(nn.Module):
+    """A fixed, smooth, time-dependent stand-in for an ε-prediction network.
+
+    ``model(x_t, t)`` with x_t (B, ...) and t a LongTensor (B,): returns
+    ``tanh(a·x_t + b·sin(x_t)) · (1 + t / scale)`` with constants chosen per call site.
+    Asserts that t is a LongTensor of shape (B,), as the DDPM contract requires.
+    """
+
+    def __init__(self, a: float = 0.7, b: float = 0.3, scale: float = 50.0) -> None:
+        super().__init__()
+        self.a, self.b, self.scale = a, b, scale
+        self.calls: list[int] = []
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.long:
+            raise TypeError("the model must be called as model(x_t, t) with t a LongTensor")
+        if t.shape != (x.shape[0],):
+            raise ValueError(f"t must have shape (B,) = ({x.shape[0]},), got {tuple(t.shape)}")
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        gain = 1 + t.to(x.dtype).view(shape) / self.scale
+        return torch.tanh(self.a * x + self.b * torch.sin(x)) * gain
+
+
+class GaussianOptimalEps(nn.Module):
+    """The exact ε-predictor for data distributed N(mean, std²) per coordinate.
+
+    For x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε with x_0 ~ N(μ, s²), E[ε | x_t] =
+    √(1−ᾱ_t) (x_t − √ᾱ_t μ) / (ᾱ_t s² + 1 − ᾱ_t). A correct DDPM sampler driven by this model
+    produces samples whose mean and variance approach μ and s².
+    """
+
+    def __init__(self, mean: float, std: float, alphas_cumprod: torch.Tensor) -> None:
+        super().__init__()
+        self.mean, self.std = mean, std
+        self.alphas_cumprod = alphas_cumprod.double().cpu()
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.long:
+            raise TypeError("the model must be called as model(x_t, t) with t a LongTensor")
+        abar = self.alphas_cumprod[t.cpu()].to(device=x.device, dtype=x.dtype)
+        abar = abar.view((-1,) + (1,) * (x.dim() - 1))
+        var = abar * self.std**2 + 1 - abar
+        return torch.sqrt(1 - abar) * (x - torch.sqrt(abar) * self.mean) / var
+
+
+FIXTURES = {"ToyEpsModel": ToyEpsModel, "GaussianOptimalEps": GaussianOptimalEps}
+
+
+def build(name: str, kwargs: dict, device: torch.device) -> object:
+    obj = FIXTURES[name](**kwargs)
+    return obj.to(device) if isinstance(obj, nn.Module) else obj

@@ -1,0 +1,217 @@
+"""The grader a check talks to: it builds seeded inputs, runs a probe on the reference and on
+the learner's code, compares, and on a mismatch looks the learner's output up in the unit's
+mistake bank to give a specific hint."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from course.grading.compare import Difference, Tolerance, compare_values
+from course.grading.probes import execute
+from course.grading.spec import Probe, to_float64
+
+
+class CheckFailure(AssertionError):
+    """A check failed; ``str()`` is the feedback in words, ``mistake`` the diagnosed bank id."""
+
+    def __init__(self, message: str, mistake: str | None = None) -> None:
+        super().__init__(message)
+        self.mistake = mistake
+
+
+class GraderError(Exception):
+    """The reference itself failed: a bug in the course, never the learner's fault."""
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known mistake: the master solution with ``replace`` applied (each ``old`` must occur
+    in the master exactly ``count`` times), and the hint shown when a learner's output matches
+    what this variant computes."""
+
+    id: str
+    hint: str
+    replace: tuple[tuple[str, str], ...] | dict[str, str] = ()
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.replace, dict):  # keep the dataclass hashable
+            object.__setattr__(self, "replace", tuple(self.replace.items()))
+
+    @property
+    def edits(self) -> tuple[tuple[str, str], ...]:
+        return self.replace  # type: ignore[return-value]
+
+    def apply(self, source: str) -> str:
+        for old, new in self.edits:
+            found = source.count(old)
+            if found != self.count:
+                raise ValueError(
+                    f"mistake {self.id!r}: {old!r} occurs {found} times in the master, "
+                    f"expected {self.count}"
+                )
+            source = source.replace(old, new)
+        return source
+
+
+@dataclass
+class Implementation:
+    """A trusted implementation (reference or banked mistake) run in the grader's process."""
+
+    name: str
+    namespace: dict
+
+    def run(self, probe: Probe) -> dict:
+        return execute(probe, self.namespace, torch.device("cpu"), [])
+
+
+@dataclass
+class UnitContext:
+    """What a check needs besides the learner: the reference, the mistake bank, the device."""
+
+    slug: str
+    reference: Implementation
+    mistakes: list[tuple[Mistake, Callable[[], Implementation]]]
+    device: str
+
+
+@dataclass
+class Grader:
+    ctx: UnitContext
+    runner: Any  # IsolatedRunner | InProcessRunner
+    check_id: str
+    cases: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        seed = zlib.crc32(f"{self.ctx.slug}/{self.check_id}".encode())
+        self.generator = torch.Generator().manual_seed(seed)
+
+    # -- inputs ---------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        return torch.device(self.ctx.device).type
+
+    def randn(self, *shape: int, dtype: torch.dtype = torch.float64, scale: float = 1.0):
+        x = torch.randn(shape, generator=self.generator, dtype=torch.float64) * scale
+        return x.to(dtype)
+
+    def rand(self, *shape: int, dtype: torch.dtype = torch.float64):
+        return torch.rand(shape, generator=self.generator, dtype=torch.float64).to(dtype)
+
+    def randint(self, low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randint(low, high, shape, generator=self.generator)
+
+    def seed(self) -> int:
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
+
+    # -- running --------------------------------------------------------------------------
+    def reference(self, probe: Probe, float64: bool = True) -> dict:
+        payload = self.ctx.reference.run(to_float64(probe) if float64 else probe)
+        if not payload["ok"]:
+            err = payload["error"]
+            raise GraderError(f"the reference failed on {probe.describe()}: {err}")
+        return payload
+
+    def learner(self, probe: Probe, case: str | None = None) -> dict:
+        """Run the probe on the learner's code; fail the check if it raised or cheated."""
+        case = case or probe.describe()
+        payload = self.runner.run(probe)
+        forbidden = payload.get("forbidden") or []
+        if forbidden:
+            names = ", ".join(f"`{n}`" for n in forbidden)
+            self.fail(
+                f"{case}: your code called {names}, which this exercise forbids. "
+                "Implement it with elementary tensor operations.", case=case
+            )
+        if not payload.get("ok"):
+            err = payload.get("error", {})
+            where = f" ({err['where']})" if err.get("where") else ""
+            if err.get("type") in ("ProbeError", "EncodeError", "Crash", "Fatal"):
+                text = err.get("message", "")
+                self.fail(f"{case}: {text}", case=case)
+            if err.get("type") == "NotImplementedError":
+                self.fail(f"{case}: not implemented yet (your code raised NotImplementedError)",
+                          case=case)
+            self.fail(
+                f"{case}: your code raised {err.get('type')}: {err.get('message')}{where}",
+                case=case,
+            )
+        return payload
+
+    def compare(
+        self,
+        probe: Probe,
+        case: str | None = None,
+        tol: Tolerance | None = None,
+        exact: bool = False,
+    ) -> dict:
+        """Run ``probe`` on both sides and fail with a diagnosis if the learner differs."""
+        tol = tol or Tolerance()
+        case = case or probe.describe()
+        native = self.reference(probe, float64=False)
+        ref64 = self.reference(probe, float64=True)
+        got = self.learner(probe, case)
+        diff = self._difference(got, native, ref64, tol, exact)
+        if diff is not None:
+            mistake = self._diagnose(probe, got, native, tol, exact)
+            self.fail(f"{case}: {diff.message}", mistake=mistake, case=case)
+        self.cases.append(case)
+        return got
+
+    def _difference(self, got, native, ref64, tol, exact) -> Difference | None:
+        diff = compare_values(got["out"], native["out"], ref64["out"], "output", tol,
+                              self.device, exact)
+        if diff or "grads" not in native:
+            return diff
+        want_grads = native["grads"]["items"]
+        got_grads = (got.get("grads") or {}).get("items", {})
+        for name, want in want_grads.items():
+            label = f"gradient w.r.t. {name}"
+            have = got_grads.get(name)
+            if want is None:
+                continue
+            if have is None:
+                return Difference(
+                    label,
+                    f"{label} is missing: your output does not depend on {name} through "
+                    "autograd (detached, .data, .item() or numpy on the way?)",
+                )
+            diff = compare_values(have, want, ref64["grads"]["items"][name], label, tol,
+                                  self.device, exact)
+            if diff:
+                return diff
+        return None
+
+    def _diagnose(self, probe, got, native, tol, exact) -> Mistake | None:
+        for mistake, load in self.ctx.mistakes:
+            try:
+                impl = load()
+                m_native = impl.run(probe)
+                m64 = impl.run(to_float64(probe))
+            except Exception:
+                continue
+            if not (m_native.get("ok") and m64.get("ok")):
+                continue
+            loose = Tolerance(scale=max(tol.scale, 1.0) * 10)
+            if self._difference(got, m_native, m64, loose, exact) is None:
+                return mistake
+        return None
+
+    def fail(self, message: str, mistake: Mistake | None = None, case: str | None = None):
+        text = message
+        if mistake is not None:
+            text += f"\nHint: {mistake.hint}"
+        if self.cases:
+            shown = "; ".join(self.cases[:6]) + (" …" if len(self.cases) > 6 else "")
+            text += f"\n(Passed before this: {shown})"
+        raise CheckFailure(text, mistake.id if mistake else None)
+
+    def require(self, condition: bool, message: str) -> None:
+        """Fail the check with ``message`` unless ``condition`` holds."""
+        if not condition:
+            self.fail(message)

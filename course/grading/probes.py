@@ -1,0 +1,221 @@
+"""Running a probe on an implementation's namespace. Used identically by the reference (in the
+grader) and by learner code (in the isolated child, or in-kernel for the notebook's check())."""
+
+from __future__ import annotations
+
+import linecache
+import sys
+import time
+import traceback
+from typing import Any
+
+import torch
+from torch import nn
+
+from course.grading import fixtures
+from course.grading.encode import EncodeError, encode
+from course.grading.forbidden import Forbid, watch
+from course.grading.spec import Call, Fixture, Gen, Inspect, Make
+
+COTANGENT_SEED = 20_240_611
+LEARNER_FILE_PREFIX = "<learner"
+
+
+class ProbeError(Exception):
+    """Learner code failed while a probe ran; carries a message in words."""
+
+
+def learner_filename(cell: int | str) -> str:
+    return f"{LEARNER_FILE_PREFIX} cell {cell}>"
+
+
+def register_source(filename: str, source: str) -> None:
+    """Let tracebacks quote learner lines."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+
+
+def describe_exception(exc: BaseException) -> dict:
+    """Type, message and the learner's own frames of an exception, in words."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if f.filename.startswith(LEARNER_FILE_PREFIX)]
+    where = ""
+    if own:
+        last = own[-1]
+        cell = last.filename[len(LEARNER_FILE_PREFIX) :].strip(" >")
+        where = f"{cell}, line {last.lineno}, in {last.name}"
+        if last.line:
+            where += f": {last.line.strip()}"
+    message = str(exc)
+    if len(message) > 2000:
+        message = message[:2000] + " …"
+    return {"type": type(exc).__name__, "message": message, "where": where}
+
+
+def _materialize(value: Any, ns: dict, device: torch.device, built: dict, path: str) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device, copy=True)
+    if isinstance(value, Make):
+        obj = build(value, ns, device)
+        built[path] = obj
+        return obj
+    if isinstance(value, Fixture):
+        kwargs = {k: _materialize(v, ns, device, {}, k) for k, v in value.kwargs.items()}
+        return fixtures.build(value.name, kwargs, device)
+    if isinstance(value, Gen):
+        return torch.Generator().manual_seed(value.seed)
+    if isinstance(value, tuple):
+        return tuple(_materialize(v, ns, device, built, f"{path}.{i}") for i, v in enumerate(value))
+    if isinstance(value, list):
+        return [_materialize(v, ns, device, built, f"{path}.{i}") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _materialize(v, ns, device, built, f"{path}.{k}") for k, v in value.items()}
+    return value
+
+
+def lookup(ns: dict, name: str) -> Any:
+    if name not in ns:
+        raise ProbeError(f"your code does not define `{name}` (is its cell run, and spelled so?)")
+    return ns[name]
+
+
+def build(spec: Make, ns: dict, device: torch.device) -> Any:
+    cls = lookup(ns, spec.name)
+    args = _materialize(spec.args, ns, device, {}, "args")
+    kwargs = _materialize(spec.kwargs, ns, device, {}, "kwargs")
+    obj = cls(*args, **kwargs)
+    if isinstance(obj, nn.Module):
+        if spec.dtype is not None:
+            obj = obj.to(dtype=spec.dtype)
+        obj = obj.to(device)
+        if spec.state_dict is not None:
+            state = {k: v.to(device) for k, v in spec.state_dict.items()}
+            try:
+                obj.load_state_dict(state)
+            except RuntimeError as exc:
+                raise ProbeError(f"could not load the grader's weights into {spec.name}: {exc}")
+        if spec.train is not None:
+            obj.train(spec.train)
+    elif spec.state_dict is not None:
+        raise ProbeError(f"{spec.name}(...) should build a torch.nn.Module")
+    return obj
+
+
+def _floating_tensors(value: Any) -> list[torch.Tensor]:
+    if type(value) in (torch.Tensor, nn.Parameter):
+        return [value] if value.is_floating_point() else []
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _floating_tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _floating_tensors(v)]
+    return []
+
+
+def _grad_leaves(call: Call, args: tuple, kwargs: dict, built: dict) -> dict[str, torch.Tensor]:
+    leaves: dict[str, torch.Tensor] = {}
+    for key in call.grad:
+        if key == "params":
+            for path, module in built.items():
+                if isinstance(module, nn.Module):
+                    for pname, param in module.named_parameters():
+                        leaves[f"{path}.{pname}"] = param
+            continue
+        value = args[key] if isinstance(key, int) else kwargs[key]
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise ValueError(f"cannot differentiate w.r.t. non-floating input {key!r}")
+        value.requires_grad_(True)
+        leaves[f"arg{key}" if isinstance(key, int) else key] = value
+    return leaves
+
+
+def cotangents(outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Fixed pseudo-random directions for the vector-Jacobian product, one per output."""
+    result = []
+    for i, out in enumerate(outputs):
+        g = torch.Generator().manual_seed(COTANGENT_SEED + i)
+        cot = torch.randn(tuple(out.shape), generator=g, dtype=torch.float64)
+        result.append(cot.to(device=out.device, dtype=out.dtype))
+    return result
+
+
+def execute(probe: Call | Inspect, ns: dict, device: torch.device, rules: list[Forbid]) -> dict:
+    """Run ``probe`` on namespace ``ns``. Returns a payload of plain data (see encode)."""
+    started = time.perf_counter()
+    payload: dict[str, Any] = {"ok": False, "forbidden": []}
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            if isinstance(probe, Inspect):
+                _inspect(probe, ns, device, rules, payload)
+            else:
+                _call(probe, ns, device, rules, payload)
+        payload["ok"] = True
+    except ProbeError as exc:
+        payload["error"] = {"type": "ProbeError", "message": str(exc), "where": ""}
+    except EncodeError as exc:
+        payload["error"] = {"type": "EncodeError", "message": str(exc), "where": ""}
+    except RecursionError as exc:
+        payload["error"] = describe_exception(exc)
+        payload["error"]["message"] = "maximum recursion depth exceeded"
+    except Exception as exc:  # learner code raised: report it in words
+        payload["error"] = describe_exception(exc)
+    payload["elapsed"] = time.perf_counter() - started
+    return payload
+
+
+def _inspect(probe: Inspect, ns: dict, device, rules, payload: dict) -> None:
+    with watch(rules, probe.name) as seen:
+        module = build(probe.target, ns, device)
+    payload["forbidden"] = list(seen)
+    if not isinstance(module, nn.Module):
+        raise ProbeError(f"{probe.name}(...) should build a torch.nn.Module")
+    payload["out"] = {
+        "__kind__": "dict",
+        "items": {
+            "parameters": encode({n: p for n, p in module.named_parameters()}),
+            "buffers": encode({n: b for n, b in module.named_buffers()}),
+        },
+    }
+
+
+def _call(call: Call, ns: dict, device, rules, payload: dict) -> None:
+    built: dict[str, Any] = {}
+    target = _materialize(call.target, ns, device, built, "self")
+    if isinstance(call.target, Make):
+        fn = getattr(target, call.method)
+    else:
+        fn = lookup(ns, call.target)
+    args = _materialize(call.args, ns, device, built, "arg")
+    kwargs = _materialize(call.kwargs, ns, device, built, "kw")
+    built = {_short(k): v for k, v in built.items()}
+    with torch.enable_grad() if call.grad else torch.no_grad():
+        leaves = _grad_leaves(call, args, kwargs, built) if call.grad else {}
+        with watch(rules, call.name) as seen:
+            out = fn(*args, **kwargs)
+        payload["forbidden"] = list(seen)
+        payload["out"] = encode(out)
+        if leaves:
+            payload["grads"] = _gradients(out, leaves)
+
+
+def _short(path: str) -> str:
+    return {"self": "self"}.get(path, path.replace("arg.", "arg").replace("kw.", ""))
+
+
+def _gradients(out: Any, leaves: dict[str, torch.Tensor]) -> dict:
+    outputs = [t for t in _floating_tensors(out) if t.requires_grad]
+    grads: dict[str, Any] = {name: None for name in leaves}
+    if outputs:
+        cots = cotangents(outputs)
+        names = list(leaves)
+        values = torch.autograd.grad(
+            outputs, [leaves[n] for n in names], cots, allow_unused=True
+        )
+        for name, g in zip(names, values):
+            grads[name] = None if g is None else encode(g)
+    return {"__kind__": "dict", "items": grads}
+
+
+def clear_learner_modules() -> None:
+    """Forget modules a previous learner load registered (in-process runs)."""
+    for name in [m for m in sys.modules if m.startswith("_course_submission")]:
+        del sys.modules[name]

@@ -1,0 +1,259 @@
+"""Where learner code runs: an isolated child process, or (for the notebook's in-kernel
+``check()`` and for benchmarks) the current process.
+
+Both runners answer the same two questions, ``load()`` and ``run(probe)``, with the same
+plain-data payloads, so the grader cannot tell them apart except by ``isolation``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import sys
+import signal
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from course import paths
+from course.grading import encode as enc
+from course.grading.child import ChildConfig, serve
+from course.grading.forbidden import Forbid
+from course.grading.probes import execute
+from course.grading.spec import Probe
+from course.grading.submission import execute_cells
+
+MAX_REPLY_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for learner code. Times in seconds, memory in bytes, output in chars."""
+
+    load_seconds: float = 60.0
+    probe_seconds: float = 30.0
+    memory_bytes: int = 4 * 1024**3
+    output_chars: int = 20_000
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        def num(name: str, default: float) -> float:
+            value = os.environ.get(name)
+            return float(value) if value else default
+
+        return cls(
+            load_seconds=num("COURSE_LOAD_TIMEOUT", cls.load_seconds),
+            probe_seconds=num("COURSE_PROBE_TIMEOUT", cls.probe_seconds),
+            memory_bytes=int(num("COURSE_MEMORY_MB", cls.memory_bytes / 2**20) * 2**20),
+            output_chars=int(num("COURSE_OUTPUT_CHARS", cls.output_chars)),
+        )
+
+
+@dataclass
+class LoadResult:
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    output: str = ""
+    fatal: str = ""  # set when nothing can be graded (the process died, timed out...)
+
+
+def _context():
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "course.grading.child", "course.grading.fixtures"])
+    return ctx
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Keep multiprocessing from re-running the caller's ``__main__`` (a script, a notebook,
+    stdin) in the child: the child needs nothing from it."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__.pop(k) for k in ("__file__", "__spec__") if main and k in main.__dict__}
+    try:
+        if main is not None and "__spec__" in saved:
+            main.__spec__ = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+
+
+class IsolatedRunner:
+    """Learner code in a child forked from a torch-preloaded fork server.
+
+    A probe that times out or kills the child costs that probe only: the next probe starts a
+    fresh child and loads the cells again. A load that dies or times out is final.
+    """
+
+    isolation = "process"
+
+    def __init__(
+        self,
+        cells: list[tuple[int, str]],
+        device: str,
+        rules: list[Forbid],
+        limits: Limits | None = None,
+    ) -> None:
+        self.cells = cells
+        self.device = device
+        self.rules = tuple(rules)
+        self.limits = limits or Limits()
+        self.proc = None
+        self.conn = None
+        self.load_result: LoadResult | None = None
+
+    # -- process management -------------------------------------------------------------------
+    def _start(self) -> None:
+        ctx = _context()
+        parent, child = ctx.Pipe(duplex=True)
+        config = ChildConfig(
+            device=self.device,
+            rules=self.rules,
+            memory_bytes=self.limits.memory_bytes,
+            output_chars=self.limits.output_chars,
+            hidden_paths=(str(paths.ROOT), str(paths.SOLUTIONS), str(paths.AUTOGRADER)),
+        )
+        proc = ctx.Process(target=serve, args=(child, config), daemon=True)
+        with _main_module_hidden():
+            proc.start()
+        child.close()
+        self.proc, self.conn = proc, parent
+
+    def _kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if proc is None:
+            return
+        if proc.pid is not None:
+            for target in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
+                try:
+                    target()
+                except (ProcessLookupError, PermissionError, OSError):
+                    pass
+        proc.join(timeout=5)
+
+    def close(self) -> None:
+        self._kill()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _exchange(self, request, timeout: float) -> tuple[dict | None, str]:
+        """Send a request, wait for the reply. Returns (payload, problem-in-words)."""
+        assert self.conn is not None and self.proc is not None
+        try:
+            self.conn.send(request)
+        except (BrokenPipeError, OSError):
+            return None, self._death_reason()
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._kill()
+                return None, f"it did not finish within the time limit of {timeout:g} s"
+            try:
+                ready = self.conn.poll(min(remaining, 0.5))
+            except (EOFError, OSError):
+                return None, self._death_reason()
+            if ready:
+                break
+            if not self.proc.is_alive() and not self.conn.poll(0):
+                return None, self._death_reason()
+        try:
+            data = self.conn.recv_bytes(MAX_REPLY_BYTES)
+        except (EOFError, OSError) as exc:
+            if isinstance(exc, OSError) and "too long" in str(exc).lower():
+                self._kill()
+                return None, "it returned more than 256 MiB of data"
+            return None, self._death_reason()
+        try:
+            payload = enc.validate(enc.from_bytes(data))
+        except Exception as exc:
+            self._kill()
+            return None, f"its reply could not be read as plain data ({exc})"
+        if not isinstance(payload, dict):
+            self._kill()
+            return None, "its reply was not a result record"
+        return payload, ""
+
+    def _death_reason(self) -> str:
+        proc = self.proc
+        code = None
+        if proc is not None:
+            proc.join(timeout=5)
+            code = proc.exitcode
+        self._kill()
+        if code is None:
+            return "the process running your code stopped answering"
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
+            hint = " (out of memory?)" if name == "SIGKILL" else ""
+            return f"the process running your code was killed by {name}{hint}"
+        return f"your code ended the process running it (exit status {code})"
+
+    # -- the runner interface -------------------------------------------------------------------
+    def load(self) -> LoadResult:
+        if self.load_result is not None and self.proc is not None:
+            return self.load_result
+        if self.load_result is not None and self.load_result.fatal:
+            return self.load_result
+        self._start()
+        payload, problem = self._exchange(("load", self.cells), self.limits.load_seconds)
+        if payload is None:
+            result = LoadResult(False, fatal=f"Running your code failed: {problem}.")
+        else:
+            result = LoadResult(True, list(payload.get("problems", [])), payload.get("output", ""))
+        if self.load_result is None or result.fatal:
+            self.load_result = result
+        return self.load_result
+
+    def run(self, probe: Probe, timeout: float | None = None) -> dict:
+        loaded = self.load()
+        if loaded.fatal:
+            return {"ok": False, "error": {"type": "Fatal", "message": loaded.fatal, "where": ""}}
+        timeout = timeout or self.limits.probe_seconds
+        payload, problem = self._exchange(("probe", probe), timeout)
+        if payload is None:
+            return {
+                "ok": False,
+                "error": {"type": "Crash", "message": f"While running this check, {problem}.",
+                          "where": ""},
+            }
+        return payload
+
+
+class InProcessRunner:
+    """Learner code in this process (the notebook kernel, or benchmarks). Not a security
+    boundary: use :class:`IsolatedRunner` for credit."""
+
+    isolation = "none"
+
+    def __init__(self, namespace: dict, device: str, rules: list[Forbid]) -> None:
+        self.ns = namespace
+        self.device = torch.device(device)
+        self.rules = list(rules)
+
+    @classmethod
+    def from_cells(cls, cells, device: str, rules: list[Forbid]) -> InProcessRunner:
+        ns, problems = execute_cells(cells, "_course_submission_inproc")
+        runner = cls(ns, device, rules)
+        runner._problems = problems
+        return runner
+
+    def load(self) -> LoadResult:
+        return LoadResult(True, list(getattr(self, "_problems", [])))
+
+    def run(self, probe: Probe, timeout: float | None = None) -> dict:
+        payload = execute(probe, self.ns, self.device, self.rules)
+        payload.setdefault("output", "")
+        return enc.validate(payload)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,192 @@
+"""Probes: what a check asks an implementation to do, as plain data.
+
+A probe never holds code. It names functions and classes of the implementation's namespace
+and carries its inputs, so the very same probe runs on the reference (in the grader's process,
+in float64 on the CPU) and on the learner's code (in an isolated child, on the chosen device).
+
+- :class:`Call` calls a function (or a method of an object built by :class:`Make`) and can ask
+  for gradients of the outputs w.r.t. chosen inputs and module parameters.
+- :class:`Make` builds an object from a class of the namespace, optionally loading a state
+  dict, so that learner and reference modules share weights.
+- :class:`Fixture` is a grader-owned helper object (see :mod:`course.grading.fixtures`), e.g.
+  a deterministic stand-in model passed to the learner's sampler.
+- :class:`Gen` is a freshly seeded ``torch.Generator`` (on the CPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class Make:
+    """``namespace[name](*args, **kwargs)``, then ``load_state_dict(state_dict)`` if given.
+
+    ``dtype`` (for modules) casts the built module's floating parameters after construction,
+    before the state dict is loaded; ``train`` sets ``.train(train)`` when not None.
+    """
+
+    name: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    state_dict: dict[str, torch.Tensor] | None = None
+    dtype: torch.dtype | None = None
+    train: bool | None = None
+
+    def describe(self) -> str:
+        return f"{self.name}({_describe_args(self.args, self.kwargs)})"
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """A grader-owned object: ``course.grading.fixtures.<name>(**kwargs)``."""
+
+    name: str
+    kwargs: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"<{self.name}>"
+
+
+@dataclass(frozen=True)
+class Gen:
+    """``torch.Generator().manual_seed(seed)``, created afresh on each side."""
+
+    seed: int
+
+    def describe(self) -> str:
+        return f"Generator(seed={self.seed})"
+
+
+@dataclass(frozen=True)
+class Call:
+    """Call ``target`` (a function name, or a :class:`Make` whose ``method`` is called).
+
+    ``grad`` lists the inputs to differentiate w.r.t.: argument positions (int), keyword
+    names (str), or ``"params"`` for the parameters of every module built by :class:`Make`
+    in the call (reported as ``"<arg>.<parameter name>"``). The probe contracts all floating
+    outputs with fixed pseudo-random cotangents and back-propagates through the
+    implementation's own operations.
+    """
+
+    target: str | Make
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    method: str = "__call__"
+    grad: tuple = ()
+    returns_module_state: bool = False
+
+    @property
+    def name(self) -> str:
+        if isinstance(self.target, Make):
+            return f"{self.target.name}.{'forward' if self.method == '__call__' else self.method}"
+        return self.target
+
+    def describe(self) -> str:
+        return f"{self.name}({_describe_args(self.args, self.kwargs)})"
+
+
+@dataclass(frozen=True)
+class Inspect:
+    """Build ``target`` and report its parameters' and buffers' names, shapes and dtypes."""
+
+    target: Make
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    def describe(self) -> str:
+        return self.target.describe()
+
+
+Probe = Call | Inspect
+
+
+def describe_value(value: Any) -> str:
+    """A short human description: tensors as ``float32[4, 8]``, specs by their own words."""
+    if isinstance(value, torch.Tensor):
+        dtype = str(value.dtype).replace("torch.", "")
+        return f"{dtype}{list(value.shape)}"
+    if isinstance(value, (Make, Fixture, Gen)):
+        return value.describe()
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(describe_value(v) for v in value)
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    return repr(value)
+
+
+def _describe_args(args: tuple, kwargs: dict) -> str:
+    parts = [describe_value(a) for a in args]
+    parts += [f"{k}={describe_value(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)
+
+
+def map_tensors(value: Any, fn) -> Any:
+    """Apply ``fn`` to every tensor inside ``value`` (specs, tuples, lists, dicts)."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, tuple):
+        return tuple(map_tensors(v, fn) for v in value)
+    if isinstance(value, list):
+        return [map_tensors(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: map_tensors(v, fn) for k, v in value.items()}
+    if isinstance(value, Make):
+        return replace(
+            value,
+            args=map_tensors(value.args, fn),
+            kwargs=map_tensors(value.kwargs, fn),
+            state_dict=map_tensors(value.state_dict, fn),
+        )
+    if isinstance(value, Fixture):
+        return replace(value, kwargs=map_tensors(value.kwargs, fn))
+    if isinstance(value, Call):
+        return replace(
+            value,
+            target=map_tensors(value.target, fn),
+            args=map_tensors(value.args, fn),
+            kwargs=map_tensors(value.kwargs, fn),
+        )
+    if isinstance(value, Inspect):
+        return replace(value, target=map_tensors(value.target, fn))
+    return value
+
+
+def to_float64(probe: Probe) -> Probe:
+    """The probe with every floating tensor (and every built module) in float64."""
+
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        return t.double() if t.is_floating_point() else t
+
+    probe = map_tensors(probe, cast)
+    return _set_make_dtype(probe, torch.float64)
+
+
+def _set_make_dtype(value: Any, dtype: torch.dtype) -> Any:
+    if isinstance(value, Make):
+        return replace(
+            value,
+            dtype=dtype if value.dtype is not None else None,
+            args=_set_make_dtype(value.args, dtype),
+            kwargs=_set_make_dtype(value.kwargs, dtype),
+        )
+    if isinstance(value, tuple):
+        return tuple(_set_make_dtype(v, dtype) for v in value)
+    if isinstance(value, list):
+        return [_set_make_dtype(v, dtype) for v in value]
+    if isinstance(value, dict):
+        return {k: _set_make_dtype(v, dtype) for k, v in value.items()}
+    if isinstance(value, Call):
+        return replace(
+            value,
+            target=_set_make_dtype(value.target, dtype),
+            args=_set_make_dtype(value.args, dtype),
+            kwargs=_set_make_dtype(value.kwargs, dtype),
+        )
+    if isinstance(value, Inspect):
+        return replace(value, target=_set_make_dtype(value.target, dtype))
+    return value
