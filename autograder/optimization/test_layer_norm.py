@@ -52,7 +52,8 @@ MISTAKES = [
         "Layer norm takes the mean and variance over the last dimension of each sample.",
         {
             "mean = x.mean(dim=-1, keepdim=True)\n    var = x.var(dim=-1, keepdim=True, "
-            "unbiased=False)": "mean = x.mean(dim=0, keepdim=True)\n    var = x.var(dim=0, "
+            "unbiased=False)":
+            "mean = x.mean(dim=0, keepdim=True)\n    var = x.var(dim=0, "
             "keepdim=True, unbiased=False)"
         },
     ),
@@ -60,7 +61,10 @@ MISTAKES = [
         "affine-ignored",
         "Your output matches the plain normalised x̂: weight and bias were not applied. Return "
         "weight * x̂ + bias when they are given.",
-        {"        y = y * weight\n": "        y = y\n", "        y = y + bias\n": "        y = y\n"},
+        {
+            "        y = y * weight\n": "        y = y\n",
+            "        y = y + bias\n": "        y = y\n",
+        },
     ),
     Mistake(
         "bias-before-weight",
@@ -209,7 +213,10 @@ def test_module_forward(grader):
     for shape in [(4, 8), (2, 3, 5)]:
         for dtype in DTYPES:
             d = shape[-1]
-            state = {"weight": grader.randn(d, dtype=dtype) + 1, "bias": grader.randn(d, dtype=dtype)}
+            state = {
+                "weight": grader.randn(d, dtype=dtype) + 1,
+                "bias": grader.randn(d, dtype=dtype),
+            }
             module = Make("LayerNorm", (d,), state_dict=state, dtype=dtype)
             x = _x(grader, shape, dtype)
             grader.compare(

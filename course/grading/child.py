@@ -33,6 +33,19 @@ from course.grading.submission import execute_cells
 BLOCKED_PACKAGES = ("solutions", "autograder")
 
 
+def _warm_up() -> None:
+    """Pay torch's lazy first-use costs (autograd, linear algebra) once, in the fork server,
+    rather than in every forked child."""
+    x = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.tanh(x @ x).softmax(-1).sum()
+    torch.autograd.grad([y], [x], [torch.ones((), dtype=torch.float64)])  # imports fx shapes
+    torch.nn.Linear(3, 3)(x.detach().float()).sum()
+
+
+if __name__ != "__main__":  # importing this module (as the fork server does) warms torch up
+    _warm_up()
+
+
 @dataclass(frozen=True)
 class ChildConfig:
     device: str
@@ -135,7 +148,8 @@ def serve(conn, config: ChildConfig) -> None:
         kind = request[0]
         if kind == "load":
             ns, problems = execute_cells(request[1], "_course_submission")
-            reply = {"ok": True, "problems": problems, "names": sorted(k for k in ns if k[:1] != "_")}
+            names = sorted(k for k in ns if k[:1] != "_")
+            reply = {"ok": True, "problems": problems, "names": names}
         elif kind == "probe":
             reply = execute(request[1], ns, device, rules)
         else:

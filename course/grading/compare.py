@@ -137,7 +137,9 @@ def compare_values(
         kind = want["__kind__"]
         n = len(want["items"])
         if not (isinstance(got, dict) and got.get("__kind__") in ("tuple", "list")):
-            return Difference(where, f"{where} is {describe_encoded(got)}, expected a {kind} of {n}")
+            return Difference(
+                where, f"{where} is {describe_encoded(got)}, expected a {kind} of {n}"
+            )
         if len(got["items"]) != n:
             return Difference(
                 where, f"{where} is a {got['__kind__']} of {len(got['items'])}, expected {n} items"

@@ -3,9 +3,14 @@
 Two nets catch a forbidden call:
 
 - a ``TorchFunctionMode`` sees every ``torch.*`` / ``torch.nn.functional.*`` / ``Tensor``
-  method call at the Python level, and names it exactly as the unit's rule does;
-- a ``TorchDispatchMode`` sees ATen operators after autograd, which catches the same kernels
-  reached through other doors (``torch.ops.aten.*``, ``torch._C`` bindings, modules).
+  method call at the Python level, including the ``torch._C._VariableFunctions`` and
+  ``torch._C._nn`` bindings behind them, and names it as the unit's rule does;
+- for each forbidden ATen operator, the ``torch.ops.aten.<op>`` packet is swapped for a
+  recording wrapper, and the ``torch`` / ``torch._C`` bindings of the same name are watched.
+
+(A ``TorchDispatchMode`` would see every ATen call, but entering one imports
+``torch._dynamo``, which costs seconds per grading process; these two nets catch the same
+doors at no start-up cost.)
 
 Classes (``torch.nn.LayerNorm``) are caught by patching their ``forward`` while the learner's
 call runs. Detection records and lets the call proceed, so feedback can name every forbidden
@@ -21,7 +26,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 
 
 @dataclass(frozen=True)
@@ -74,17 +78,34 @@ class _FunctionWatch(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-class _DispatchWatch(TorchDispatchMode):
-    def __init__(self, watched: dict[str, str], seen: list[str]) -> None:
-        super().__init__()
-        self.watched = watched
-        self.seen = seen
+class _RecordingPacket:
+    """Stands in for ``torch.ops.aten.<op>``: records use, then delegates."""
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = self.watched.get(func._schema.name.split("::")[-1])
-        if name is not None and name not in self.seen:
-            self.seen.append(name)
-        return func(*args, **(kwargs or {}))
+    def __init__(self, packet, name: str, seen: list[str]) -> None:
+        self._packet, self._name, self._seen = packet, name, seen
+
+    def _record(self) -> None:
+        if self._name not in self._seen:
+            self._seen.append(self._name)
+
+    def __call__(self, *args, **kwargs):
+        self._record()
+        return self._packet(*args, **kwargs)
+
+    def __getattr__(self, attr):
+        target = getattr(self._packet, attr)
+        if callable(target) and not attr.startswith("_"):
+            def call(*args, **kwargs):
+                self._record()
+                return target(*args, **kwargs)
+
+            return call
+        return target
+
+
+def _aten_bindings(op: str) -> list[object]:
+    places = [torch, torch._C._VariableFunctions, torch._C._nn, torch.Tensor]
+    return [getattr(place, op) for place in places if hasattr(place, op)]
 
 
 @contextlib.contextmanager
@@ -107,10 +128,19 @@ def watch(rules: list[Forbid], target_name: str) -> Iterator[list[str]]:
                 functions[id(obj)] = dotted
         for op in rule.aten:
             aten[op] = f"torch.ops.aten.{op}"
+            for binding in _aten_bindings(op):
+                functions.setdefault(id(binding), f"torch.{op}")
     if not (functions or classes or aten):
         yield seen
         return
-    patched: list[tuple[type, object]] = []
+    patched: list[tuple[object, str, object]] = []
+    for op, name in aten.items():
+        try:
+            packet = getattr(torch.ops.aten, op)
+        except (AttributeError, RuntimeError):
+            continue
+        setattr(torch.ops.aten, op, _RecordingPacket(packet, name, seen))
+        patched.append((torch.ops.aten, op, packet))
     for cls, dotted in classes:
         original = cls.__dict__.get("forward")
         if original is None:
@@ -122,14 +152,12 @@ def watch(rules: list[Forbid], target_name: str) -> Iterator[list[str]]:
             return __orig(self, *a, **k)
 
         cls.forward = forward
-        patched.append((cls, original))
+        patched.append((cls, "forward", original))
     try:
         with contextlib.ExitStack() as stack:
             if functions:
                 stack.enter_context(_FunctionWatch(functions, seen))
-            if aten:
-                stack.enter_context(_DispatchWatch(aten, seen))
             yield seen
     finally:
-        for cls, original in patched:
-            cls.forward = original
+        for owner, attr, original in reversed(patched):
+            setattr(owner, attr, original)

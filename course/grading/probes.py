@@ -92,7 +92,9 @@ def build(spec: Make, ns: dict, device: torch.device) -> Any:
             try:
                 obj.load_state_dict(state)
             except RuntimeError as exc:
-                raise ProbeError(f"could not load the grader's weights into {spec.name}: {exc}")
+                raise ProbeError(
+                    f"could not load the grader's weights into {spec.name}: {exc}"
+                ) from None
         if spec.train is not None:
             obj.train(spec.train)
     elif spec.state_dict is not None:

@@ -8,16 +8,15 @@ plain-data payloads, so the grader cannot tell them apart except by ``isolation`
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
-import sys
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 
 import torch
 
-from course import paths
+from course import forkserver, paths
 from course.grading import encode as enc
 from course.grading.child import ChildConfig, serve
 from course.grading.forbidden import Forbid
@@ -59,18 +58,13 @@ class LoadResult:
     fatal: str = ""  # set when nothing can be graded (the process died, timed out...)
 
 
-def _context():
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "course.grading.child", "course.grading.fixtures"])
-    return ctx
-
-
 @contextlib.contextmanager
 def _main_module_hidden():
     """Keep multiprocessing from re-running the caller's ``__main__`` (a script, a notebook,
     stdin) in the child: the child needs nothing from it."""
     main = sys.modules.get("__main__")
-    saved = {k: main.__dict__.pop(k) for k in ("__file__", "__spec__") if main and k in main.__dict__}
+    keys = ("__file__", "__spec__")
+    saved = {k: main.__dict__.pop(k) for k in keys if main and k in main.__dict__}
     try:
         if main is not None and "__spec__" in saved:
             main.__spec__ = None
@@ -106,7 +100,7 @@ class IsolatedRunner:
 
     # -- process management -------------------------------------------------------------------
     def _start(self) -> None:
-        ctx = _context()
+        ctx = forkserver.context()
         parent, child = ctx.Pipe(duplex=True)
         config = ChildConfig(
             device=self.device,
@@ -193,7 +187,8 @@ class IsolatedRunner:
         if code is None:
             return "the process running your code stopped answering"
         if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
+            known = -code in signal.Signals._value2member_map_
+            name = signal.Signals(-code).name if known else code
             hint = " (out of memory?)" if name == "SIGKILL" else ""
             return f"the process running your code was killed by {name}{hint}"
         return f"your code ended the process running it (exit status {code})"

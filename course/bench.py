@@ -1,0 +1,78 @@
+"""``course bench``: the figures behind the speed budgets.
+
+- in-kernel ``check()`` latency per unit (public checks, learner code = the reference
+  executed as a notebook kernel would hold it), median of ``repeat`` warm runs;
+- ``course check UNIT --reference`` wall time per unit, as a learner would run it (a fresh
+  process: interpreter start, torch import, fork server, isolated child);
+- ``course check --all --reference`` wall time with isolation, and its ratio to the same
+  command with ``--no-isolation`` (learner code in the grader's process).
+
+Targets on two cores: check() ≤ 0.5 s, ``course check UNIT`` ≤ 3 s, isolation ratio ≤ 1.5×.
+Benchmarks print figures; no test asserts on them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from course.catalogue import Unit
+
+TARGET_CHECK = 0.5
+TARGET_CLI = 3.0
+TARGET_RATIO = 1.5
+
+
+def _wall(args: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "course.cli", *args], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - started
+
+
+def in_kernel_latency(unit: Unit, repeat: int) -> float:
+    from course.grading.submission import execute_cells
+    from course.notebook import Checker
+
+    ns, _ = execute_cells([(1, unit.solution_path.read_text())], f"_bench_{unit.module}")
+    checker = Checker(unit.slug)
+    checker(namespace=ns)._repr_html_()  # warm: imports, reference, first-use costs
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        checker(namespace=ns)._repr_html_()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run_bench(units: list[Unit], repeat: int = 5, console: Console | None = None) -> dict:
+    console = console or Console()
+    figures: dict = {"units": {}}
+    table = Table(title="Per unit (two-core targets: check() ≤ 0.5 s, course check ≤ 3 s)")
+    for col in ("unit", "check() in-kernel", "course check UNIT"):
+        table.add_column(col, justify="right" if col != "unit" else "left")
+    for u in units:
+        latency = in_kernel_latency(u, repeat)
+        cli = statistics.median(_wall(["check", u.slug, "--reference"]) for _ in range(2))
+        figures["units"][u.slug] = {"check_s": latency, "cli_s": cli}
+        table.add_row(u.slug, _mark(latency, TARGET_CHECK), _mark(cli, TARGET_CLI))
+    console.print(table)
+    isolated = _wall(["check", "--all", "--reference"])
+    inproc = _wall(["check", "--all", "--reference", "--no-isolation"])
+    ratio = isolated / inproc
+    figures.update(all_isolated_s=isolated, all_inprocess_s=inproc, ratio=ratio)
+    console.print(
+        f"course check --all --reference: {isolated:.2f} s isolated, {inproc:.2f} s in one "
+        f"process without isolation; ratio {_mark(ratio, TARGET_RATIO, unit='×')}"
+    )
+    return figures
+
+
+def _mark(value: float, target: float, unit: str = " s") -> str:
+    colour = "green" if value <= target else "red"
+    return f"[{colour}]{value:.2f}{unit}[/{colour}]"

@@ -1,0 +1,225 @@
+"""The ``course`` command line.
+
+Exit status: 0 when every check passed, 1 when some failed, 2 when nothing could be graded
+(unknown unit, unreadable submission, bad arguments) — always with a message.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from course import catalogue, workspace
+from course.catalogue import CONSTRAINTS, Unit
+
+console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Abort(click.ClickException):
+    """Exit with status 2 and a message."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        errors.print(f"[red]error:[/red] {self.message}")
+
+
+def _unit(name: str) -> Unit:
+    try:
+        return catalogue.find(name)
+    except KeyError:
+        close = [u.slug for u in catalogue.units() if name.lower()[:3] in u.slug]
+        hint = f" Did you mean: {', '.join(close[:5])}?" if close else ""
+        raise Abort(f"unknown unit {name!r}.{hint} `course list` shows every unit.") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="course")
+def main() -> None:
+    """A graded course on the history of deep learning."""
+
+
+@main.command("list")
+@click.option("--part", type=int, help="Only this part (0-6).")
+@click.option("--ready", is_flag=True, help="Only units that are ready.")
+def list_units(part: int | None, ready: bool) -> None:
+    """Show the syllabus: every unit, its paper, constraints and status."""
+    table = Table(show_lines=False)
+    for col in ("unit", "slug", "title", "paper", "constraints", "status"):
+        table.add_column(col)
+    shown = 0
+    for u in catalogue.units():
+        if part is not None and u.part.number != part:
+            continue
+        if ready and u.status != "ready":
+            continue
+        paper = "; ".join(f"{p.authors.split(',')[0].split(' and ')[0]} ({p.year})"
+                          for p in u.papers) or "—"
+        style = "green" if u.status == "ready" else "dim"
+        table.add_row(u.number, u.slug, u.title, paper,
+                      ", ".join(CONSTRAINTS[c] for c in u.constraints) or "—",
+                      f"[{style}]{u.status}[/{style}]")
+        shown += 1
+    console.print(table)
+    n_ready = sum(u.status == "ready" for u in catalogue.units())
+    console.print(f"{shown} units shown; {n_ready} of {len(catalogue.units())} ready.")
+
+
+@main.command()
+@click.argument("unit")
+def start(unit: str) -> None:
+    """Copy UNIT's exercise notebook into your workspace (never overwrites your work)."""
+    u = _unit(unit)
+    if u.lecture_only:
+        raise Abort(f"{u.slug} is a lecture without an exercise: open {u.lecture_path}")
+    try:
+        path, created = workspace.start(u)
+    except FileNotFoundError as exc:
+        raise Abort(str(exc)) from None
+    if created:
+        console.print(f"Created [bold]{path}[/bold]. Open it in JupyterLab; the lecture is "
+                      f"{u.lecture_path.relative_to(catalogue.paths.ROOT)}.")
+    else:
+        console.print(f"[yellow]{path} already exists; it was left untouched.[/yellow]")
+    console.print(f"When done: [bold]course check {u.slug}[/bold]")
+
+
+def _gradable(u: Unit) -> None:
+    if not u.gradable:
+        raise Abort(f"unit {u.slug} has no exercise to grade yet (status: {u.status})")
+
+
+@main.command()
+@click.argument("units", nargs=-1)
+@click.option("--all", "all_units", is_flag=True, help="Every gradable unit.")
+@click.option("--submission", type=click.Path(path_type=Path),
+              help="A filled exercise notebook or a .py file (default: your workspace copy).")
+@click.option("--reference", is_flag=True, help="Grade the master solutions (for authors).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Write Gradescope-style results.json here.")
+@click.option("--device", default="auto", show_default=True,
+              type=click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False))
+@click.option("--public", is_flag=True, help="Only the public checks.")
+@click.option("--no-isolation", is_flag=True,
+              help="Run learner code in this process (faster, not trustworthy; for authors).")
+@click.option("-v", "--verbose", is_flag=True, help="Also list the cases that passed.")
+def check(units, all_units, submission, reference, json_path, device, public, no_isolation,
+          verbose) -> None:
+    """Grade UNIT(S) with the full hidden checks, learner code isolated."""
+    if not units and not all_units:
+        raise Abort("name a unit (e.g. `course check layer-norm`) or pass --all")
+    if units and all_units:
+        raise Abort("give unit names or --all, not both")
+    if submission and (all_units or len(units) != 1):
+        raise Abort("--submission grades one unit: `course check UNIT --submission PATH`")
+    if submission and reference:
+        raise Abort("--submission and --reference exclude each other")
+    if not no_isolation:
+        from course.forkserver import prestart
+
+        prestart()
+    if all_units:
+        chosen = [u for u in catalogue.units() if u.gradable]
+        if not reference:
+            chosen = [u for u in chosen if workspace.workspace_copy(u).exists()]
+            if not chosen:
+                raise Abort("no started units in your workspace; `course start UNIT` first")
+    else:
+        chosen = [_unit(name) for name in units]
+        for u in chosen:
+            _gradable(u)
+
+    from course.grading.engine import SubmissionError, grade_submission, resolve_device
+    from course.report import print_result, write_json
+
+    try:
+        device = resolve_device(device)
+    except ValueError as exc:
+        raise Abort(str(exc)) from None
+    results, unreadable = [], []
+    for u in chosen:
+        path = submission or (u.solution_path if reference else workspace.workspace_copy(u))
+        if not submission and not reference and not path.exists():
+            raise Abort(f"no workspace copy of {u.slug} at {path}; run `course start {u.slug}` "
+                        "or pass --submission PATH")
+        try:
+            result = grade_submission(u, path, device=device, public_only=public,
+                                      isolation="none" if no_isolation else "process")
+        except SubmissionError as exc:
+            unreadable.append(f"{u.slug}: {exc}")
+            errors.print(f"[red]error:[/red] cannot grade {u.slug}: {exc}")
+            continue
+        print_result(result, console, verbose=verbose)
+        results.append(result)
+        if not submission and not reference:
+            entry = workspace.record(u, result.score, result.max_score)
+            console.print(f"[dim]Best so far for {u.slug}: {entry['best']:g}/"
+                          f"{entry['max_score']:g}[/dim]")
+    if json_path:
+        write_json(results, json_path)
+    if not results:
+        sys.exit(2)
+    if len(results) > 1:
+        total = sum(r.score for r in results)
+        most = sum(r.max_score for r in results)
+        console.print(f"[bold]Total: {total:g}/{most:g} over {len(results)} units[/bold]")
+    sys.exit(0 if all(r.passed for r in results) and not unreadable else 1)
+
+
+@main.command()
+def progress() -> None:
+    """Your best score for every unit you have checked."""
+    data = workspace.load_progress()
+    table = Table()
+    for col in ("unit", "slug", "best", "attempts", "last checked"):
+        table.add_column(col)
+    for u in catalogue.units():
+        if not u.gradable:
+            continue
+        entry = data.get(u.slug)
+        if entry:
+            done = entry["best"] >= entry["max_score"]
+            best = f"[{'green' if done else 'yellow'}]{entry['best']:g}/{entry['max_score']:g}"
+            table.add_row(u.number, u.slug, best, str(entry["attempts"]), entry["updated"])
+        else:
+            started = workspace.workspace_copy(u).exists()
+            table.add_row(u.number, u.slug, "started" if started else "—", "", "")
+    console.print(table)
+
+
+@main.command()
+@click.option("--check", "check_only", is_flag=True,
+              help="Fail (exit 1) if a committed generated file is stale; write nothing.")
+def build(check_only: bool) -> None:
+    """Regenerate exercise notebooks from their master solution files."""
+    from course.build import build as run_build
+
+    results = run_build(check_only=check_only)
+    bad = [r for r in results if r.status in ("stale", "missing")]
+    for r in results:
+        if r.status != "unchanged" or check_only:
+            console.print(f"{r.status:>9}  {r.path.relative_to(catalogue.paths.ROOT)}")
+    if bad:
+        console.print(f"[red]{len(bad)} generated file(s) out of date: run `course build`.[/red]")
+        sys.exit(1)
+    console.print(f"{len(results)} exercise notebook(s) up to date.")
+
+
+@main.command()
+@click.option("--repeat", default=5, show_default=True, help="Repeats for in-kernel timing.")
+@click.option("--units", "unit_names", multiple=True, help="Units to time (default: all).")
+def bench(repeat: int, unit_names) -> None:
+    """Time check() in-kernel, `course check UNIT`, and isolation overhead for --all."""
+    from course.bench import run_bench
+
+    chosen = [_unit(n) for n in unit_names] or [u for u in catalogue.units() if u.gradable]
+    run_bench(chosen, repeat=repeat, console=console)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

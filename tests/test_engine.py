@@ -1,0 +1,254 @@
+"""The grading engine's contract, on small hand-written submissions against layer-norm:
+isolation, limits, forbidden calls, safe results, feedback in words, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course.catalogue import find
+from course.grading.checks import master_source
+from course.grading.compare import Tolerance, compare_values
+from course.grading.encode import EncodeError, encode, from_bytes, to_bytes
+from course.grading.engine import grade_submission
+from course.grading.runner import IsolatedRunner, Limits
+from course.grading.spec import Call
+from course.grading.submission import SubmissionError, read_submission
+
+LN = find("layer-norm")
+
+
+def grade(path, **kw):
+    return grade_submission(LN, path, device="cpu", **kw)
+
+
+def by_id(result):
+    return {c.id: c for c in result.checks}
+
+
+def test_learner_cannot_import_solutions_or_autograder(write):
+    code = master_source(LN) + (
+        "\ntry:\n    import solutions.optimization.layer_norm as _ref\n"
+        "    layer_norm = _ref.layer_norm\nexcept ImportError as exc:\n    _msg = str(exc)\n"
+        "    print('blocked:', exc)\n"
+        "import importlib\ntry:\n    importlib.import_module('autograder')\n"
+        "    raise SystemExit('autograder importable')\nexcept ImportError:\n    pass\n"
+    )
+    result = grade(write("sub.py", code))
+    assert result.passed, [c.output for c in result.checks if c.status != "passed"]
+    assert not any("autograder importable" in n for n in result.notes)
+
+
+def test_submission_without_reference_code_cannot_read_it(write):
+    code = (
+        "import importlib, sys\n"
+        "def layer_norm(x, weight=None, bias=None, eps=1e-5):\n"
+        "    mod = importlib.import_module('solutions.optimization.layer_norm')\n"
+        "    return mod.layer_norm(x, weight, bias, eps)\n"
+    )
+    checks = by_id(grade(write("sub.py", code)))
+    assert checks["forward"].status == "failed"
+    assert "cannot be imported while your code is graded" in checks["forward"].output
+
+
+def test_forbidden_call_is_named(write):
+    code = (
+        "import torch.nn.functional as F\n"
+        "def layer_norm(x, weight=None, bias=None, eps=1e-5):\n"
+        "    return F.layer_norm(x, x.shape[-1:], weight, bias, eps)\n"
+    )
+    out = by_id(grade(write("sub.py", code)))["forward"]
+    assert out.status == "failed"
+    assert "torch.nn.functional.layer_norm" in out.output and "forbids" in out.output
+
+
+def test_forbidden_call_through_torch_ops_is_named(write):
+    code = (
+        "import torch\n"
+        "def layer_norm(x, weight=None, bias=None, eps=1e-5):\n"
+        "    return torch.ops.aten.native_layer_norm(x, [x.shape[-1]], weight, bias, eps)[0]\n"
+    )
+    out = by_id(grade(write("sub.py", code)))["forward"]
+    assert out.status == "failed" and "native_layer_norm" in out.output
+
+
+def test_autograd_forbidden_in_manual_backward_only(write):
+    code = master_source(LN).replace(
+        "    # BEGIN SOLUTION\n    mean = x.mean(dim=-1, keepdim=True)\n    centred",
+        "    # BEGIN SOLUTION\n    if True:\n        xx = x.detach().requires_grad_()\n"
+        "        y = layer_norm(xx, weight, None, eps)\n"
+        "        (dx,) = torch.autograd.grad(y, xx, grad_out)\n"
+        "    mean = x.mean(dim=-1, keepdim=True)\n    centred",
+    ).replace("    dx = inv_std * (", "    _dx = inv_std * (")
+    result = by_id(grade(write("sub.py", code)))
+    assert result["forward"].status == "passed"
+    assert result["backward"].status == "failed"
+    assert "torch.autograd.grad" in result["backward"].output
+
+
+def test_infinite_loop_in_a_call_costs_that_check_only(write, monkeypatch):
+    monkeypatch.setenv("COURSE_PROBE_TIMEOUT", "2")
+    code = master_source(LN).replace(
+        "    leading = tuple(range(x.dim() - 1))",
+        "    while True:\n        pass\n    leading = tuple(range(x.dim() - 1))",
+    )
+    result = by_id(grade(write("sub.py", code)))
+    assert result["forward"].status == "passed"
+    assert "time limit" in result["backward"].output
+    assert result["module_forward"].status == "passed"  # a fresh child took over
+
+
+def test_exit_at_import_is_reported_and_scored_zero(write):
+    result = grade(write("sub.py", "import os\nos._exit(7)\n"))
+    assert result.score == 0
+    assert "exit status 7" in result.fatal
+    assert all("exit status 7" in c.output for c in result.checks)
+
+
+def test_crash_inside_a_call_costs_that_check_only(write):
+    code = master_source(LN).replace(
+        "    leading = tuple(range(x.dim() - 1))",
+        "    import os; os.kill(os.getpid(), 9)\n    leading = tuple(range(x.dim() - 1))",
+    )
+    result = by_id(grade(write("sub.py", code)))
+    assert result["forward"].status == "passed"
+    assert "killed by SIGKILL" in result["backward"].output
+    assert result["module_parameters"].status == "passed"
+
+
+def test_output_is_capped(write):
+    code = master_source(LN) + "\nfor _ in range(200000):\n    print('x' * 100)\n"
+    result = grade(write("sub.py", code), limits=Limits(output_chars=1000))
+    assert result.passed
+
+
+def test_tensor_subclass_is_refused(write):
+    code = (
+        "import torch\nclass Sneaky(torch.Tensor):\n    pass\n"
+        "def layer_norm(x, weight=None, bias=None, eps=1e-5):\n"
+        "    return torch.zeros_like(x).as_subclass(Sneaky)\n"
+    )
+    out = by_id(grade(write("sub.py", code)))["forward"]
+    assert out.status == "failed" and "subclass of torch.Tensor" in out.output
+
+
+def test_wrong_dtype_shape_and_nan_are_explained(write):
+    wrong_dtype = "def layer_norm(x, weight=None, bias=None, eps=1e-5):\n    return x.double()\n"
+    out = by_id(grade(write("a.py", "import torch\n" + wrong_dtype)))["forward"]
+    assert "dtype float64, expected float32" in out.output
+    wrong_shape = "def layer_norm(x, weight=None, bias=None, eps=1e-5):\n    return x[..., :1]\n"
+    out = by_id(grade(write("b.py", wrong_shape)))["forward"]
+    assert "shape" in out.output and "expected (4, 8)" in out.output
+    nan = "def layer_norm(x, weight=None, bias=None, eps=1e-5):\n    return x * float('nan')\n"
+    out = by_id(grade(write("c.py", nan)))["forward"]
+    assert "non-finite" in out.output and "NaN" in out.output
+
+
+def test_feedback_states_case_error_and_hint(write):
+    code = master_source(LN).replace("torch.sqrt(var + eps)", "(torch.sqrt(var) + eps)")
+    out = by_id(grade(write("sub.py", code)))["forward_small_variance"]
+    assert "layer_norm(0.01·x[4, 8])" in out.output
+    assert "max abs error" in out.output and "max rel error" in out.output
+    assert "epsilon is added outside the square root" in out.output
+    assert out.mistake == "eps-outside-sqrt"
+
+
+def test_broken_helper_cell_keeps_other_credit(write):
+    code = master_source(LN) + "\ndef helper(:\n    pass\n"
+    import json
+
+    nb = {
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": master_source(LN), "outputs": [],
+             "execution_count": None, "id": "a"},
+            {"cell_type": "code", "metadata": {}, "source": "def helper(:\n    pass\n",
+             "outputs": [], "execution_count": None, "id": "b"},
+            {"cell_type": "code", "metadata": {}, "source": "%timeit 1 + 1\nraise ValueError('x')",
+             "outputs": [], "execution_count": None, "id": "c"},
+        ],
+    }
+    result = grade(write("sub.ipynb", json.dumps(nb)))
+    assert result.passed
+    assert any("syntax error" in n for n in result.notes)
+    assert any("ValueError" in n for n in result.notes)
+    assert code  # the .py variant is exercised elsewhere
+
+
+def test_grading_is_deterministic(write):
+    code = master_source(LN).replace("unbiased=False", "unbiased=True")
+    path = write("sub.py", code)
+    first, second = grade(path), grade(path)
+    assert [(c.id, c.score, c.output) for c in first.checks] == [
+        (c.id, c.score, c.output) for c in second.checks
+    ]
+
+
+def test_in_process_and_isolated_agree(write):
+    path = write("sub.py", master_source(LN).replace("y = y * weight", "y = y"))
+    a, b = grade(path), grade(path, isolation="none")
+    assert [(c.id, c.score, c.mistake) for c in a.checks] == [
+        (c.id, c.score, c.mistake) for c in b.checks
+    ]
+    assert a.isolation == "process" and b.isolation == "none"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("empty.ipynb", "", "is empty"),
+        ("junk.ipynb", b"\x89PNG\x00\xff\xfe", "UTF-8"),
+        ("text.ipynb", "hello", "not JSON"),
+        ("list.ipynb", "[1, 2]", "not a Jupyter notebook"),
+        ("v3.ipynb", '{"nbformat": 3, "cells": []}', "nbformat version 3"),
+        ("notes.txt", "print(1)", "expected a .ipynb notebook or a .py file"),
+    ],
+)
+def test_unreadable_submissions_say_why(write, name, content, words):
+    with pytest.raises(SubmissionError, match=words):
+        read_submission(write(name, content))
+
+
+def test_encoding_round_trip_and_refusals():
+    value = (torch.ones(2, dtype=torch.float64), {"a": 1, "b": [2.5, None, "s"]})
+    back = from_bytes(to_bytes(encode(value)))
+    assert back["__kind__"] == "tuple" and back["items"][0]["data"].dtype == torch.float64
+    with pytest.raises(EncodeError):
+        encode(object())
+    with pytest.raises(EncodeError):
+        encode({1: 2})
+
+
+def test_grader_never_unpickles_learner_objects():
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with pytest.raises(pickle.UnpicklingError):
+        from_bytes(pickle.dumps(Evil()))
+
+
+def test_compare_reports_first_difference():
+    t = lambda x: {"__kind__": "tensor", "data": x, "device": "cpu"}  # noqa: E731
+    want = t(torch.zeros(3))
+    diff = compare_values(t(torch.tensor([0.0, 1.0, 0.0])), want, want, "output", Tolerance(),
+                          "cpu")
+    assert diff and "index (1,)" in diff.message and "max abs error 1" in diff.message
+    assert compare_values(t(torch.zeros(3)), want, want, "output", Tolerance(), "cpu") is None
+
+
+def test_isolated_runner_survives_probe_timeouts():
+    cells = [(1, "def f(x):\n    while True:\n        pass\ndef g(x):\n    return x + 1\n")]
+    with IsolatedRunner(cells, "cpu", [], Limits(probe_seconds=1.5)) as runner:
+        slow = runner.run(Call("f", (torch.ones(1),)))
+        fast = runner.run(Call("g", (torch.ones(1),)))
+    assert not slow["ok"] and "time limit" in slow["error"]["message"]
+    assert fast["ok"] and fast["out"]["data"].item() == 2.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_reference_passes_on_cuda():
+    result = grade_submission(LN, LN.solution_path, device="cuda")
+    assert result.passed and result.device == "cuda"
