@@ -72,6 +72,28 @@ def list_units(part: int | None, ready: bool) -> None:
 
 @main.command()
 @click.argument("unit")
+def info(unit: str) -> None:
+    """Everything about UNIT: papers (full citations), constraints, files, status."""
+    u = _unit(unit)
+    root = catalogue.paths.ROOT
+    console.print(f"[bold]{u.number} {u.title}[/bold]  ({u.slug}, part {u.part.folder})")
+    if u.summary:
+        console.print(u.summary)
+    for paper in u.papers:
+        console.print(f"  • {paper.citation()}")
+    console.print("Constraints: " + (", ".join(CONSTRAINTS[c] for c in u.constraints) or "—"))
+    files = [("lecture", u.lecture_path)]
+    if not u.lecture_only:
+        files += [("master solution", u.solution_path), ("checks", u.checks_path),
+                  ("exercise", u.exercise_path)]
+    for label, path in files:
+        mark = "[green]✓[/green]" if path.exists() else "[dim]–[/dim]"
+        console.print(f"  {mark} {label}: {path.relative_to(root)}")
+    console.print(f"Status: {u.status}")
+
+
+@main.command()
+@click.argument("unit")
 def start(unit: str) -> None:
     """Copy UNIT's exercise notebook into your workspace (never overwrites your work)."""
     u = _unit(unit)

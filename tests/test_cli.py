@@ -117,3 +117,11 @@ def test_console_script_runs(args):
     proc = subprocess.run([sys.executable, "-m", "course.cli", *args], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout
+
+
+def test_info_gives_full_citation_and_files():
+    result = run("info", "lstm")
+    assert result.exit_code == 0
+    assert "Long Short-Term Memory" in result.output and "1997" in result.output
+    assert "Learning to forget" in result.output
+    assert "solutions/sequence/lstm.py" in result.output
