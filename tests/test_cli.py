@@ -123,5 +123,5 @@ def test_info_gives_full_citation_and_files():
     result = run("info", "lstm")
     assert result.exit_code == 0
     assert "Long Short-Term Memory" in result.output and "1997" in result.output
-    assert "Learning to forget" in result.output
+    assert "Learning to Forget" in result.output
     assert "solutions/sequence/lstm.py" in result.output

@@ -11,11 +11,12 @@ from course.grading.checks import check
 from course.grading.compare import Tolerance
 from course.grading.forbidden import Forbid
 from course.grading.grader import CheckFailure, Grader, Mistake
-from course.grading.spec import Call, Fixture, Gen, Inspect, Make
+from course.grading.spec import Call, Device, Fixture, Gen, Inspect, Make
 
 __all__ = [
     "Call",
     "CheckFailure",
+    "Device",
     "Fixture",
     "Forbid",
     "Gen",

@@ -104,9 +104,9 @@ def compare_tensor(
             f"{_fmt_index(first, tuple(g.shape))}) where the reference is finite",
         )
     rtol, atol = (0.0, 0.0) if exact else tol.for_dtype(g.dtype)
-    err = (gd - wd).abs()
-    err = torch.where(finite_w, err, torch.where(gd == wd, 0.0, math.inf))
-    allowed = atol + rtol * wd.abs()
+    same_special = (gd == wd) | (torch.isnan(gd) & torch.isnan(wd))
+    err = torch.where(finite_w, (gd - wd).abs(), torch.where(same_special, 0.0, math.inf))
+    allowed = torch.where(finite_w, atol + rtol * wd.abs(), torch.zeros_like(wd))
     over = err > allowed
     if not over.any():
         return None

@@ -12,9 +12,9 @@ Two nets catch a forbidden call:
 ``torch._dynamo``, which costs seconds per grading process; these two nets catch the same
 doors at no start-up cost.)
 
-Classes (``torch.nn.LayerNorm``) are caught by patching their ``forward`` while the learner's
-call runs. Detection records and lets the call proceed, so feedback can name every forbidden
-call that was used; the grader then fails the check.
+Classes (``torch.nn.LayerNorm``) are caught by patching their ``__init__`` and ``forward``
+while the learner's call runs. Detection records and lets the call proceed, so feedback can
+name every forbidden call that was used; the grader then fails the check.
 """
 
 from __future__ import annotations
@@ -142,17 +142,18 @@ def watch(rules: list[Forbid], target_name: str) -> Iterator[list[str]]:
         setattr(torch.ops.aten, op, _RecordingPacket(packet, name, seen))
         patched.append((torch.ops.aten, op, packet))
     for cls, dotted in classes:
-        original = cls.__dict__.get("forward")
-        if original is None:
-            continue
+        for method in ("__init__", "forward"):
+            original = cls.__dict__.get(method)
+            if original is None:
+                continue
 
-        def forward(self, *a, __orig=original, __name=dotted, **k):
-            if __name not in seen:
-                seen.append(__name)
-            return __orig(self, *a, **k)
+            def wrapper(self, *a, __orig=original, __name=dotted, **k):
+                if __name not in seen:
+                    seen.append(__name)
+                return __orig(self, *a, **k)
 
-        cls.forward = forward
-        patched.append((cls, "forward", original))
+            setattr(cls, method, wrapper)
+            patched.append((cls, method, original))
     try:
         with contextlib.ExitStack() as stack:
             if functions:

@@ -3,6 +3,7 @@ grader) and by learner code (in the isolated child, or in-kernel for the noteboo
 
 from __future__ import annotations
 
+import functools
 import linecache
 import sys
 import time
@@ -12,10 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from course.grading import fixtures
+from course.grading import drivers, fixtures
 from course.grading.encode import EncodeError, encode
 from course.grading.forbidden import Forbid, watch
-from course.grading.spec import Call, Fixture, Gen, Inspect, Make
+from course.grading.spec import Call, Device, Fixture, Gen, Inspect, Make
 
 COTANGENT_SEED = 20_240_611
 LEARNER_FILE_PREFIX = "<learner"
@@ -63,6 +64,8 @@ def _materialize(value: Any, ns: dict, device: torch.device, built: dict, path: 
         return fixtures.build(value.name, kwargs, device)
     if isinstance(value, Gen):
         return torch.Generator().manual_seed(value.seed)
+    if isinstance(value, Device):
+        return device
     if isinstance(value, tuple):
         return tuple(_materialize(v, ns, device, built, f"{path}.{i}") for i, v in enumerate(value))
     if isinstance(value, list):
@@ -121,11 +124,16 @@ def _grad_leaves(call: Call, args: tuple, kwargs: dict, built: dict) -> dict[str
                     for pname, param in module.named_parameters():
                         leaves[f"{path}.{pname}"] = param
             continue
-        value = args[key] if isinstance(key, int) else kwargs[key]
+        path = key if isinstance(key, tuple) else (key,)
+        head, rest = path[0], path[1:]
+        value = args[head] if isinstance(head, int) else kwargs[head]
+        for index in rest:
+            value = value[index]
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
             raise ValueError(f"cannot differentiate w.r.t. non-floating input {key!r}")
         value.requires_grad_(True)
-        leaves[f"arg{key}" if isinstance(key, int) else key] = value
+        name = f"arg{head}" if isinstance(head, int) else head
+        leaves[".".join([name, *map(str, rest)])] = value
     return leaves
 
 
@@ -184,6 +192,8 @@ def _call(call: Call, ns: dict, device, rules, payload: dict) -> None:
     target = _materialize(call.target, ns, device, built, "self")
     if isinstance(call.target, Make):
         fn = getattr(target, call.method)
+    elif call.target.startswith("@"):
+        fn = functools.partial(drivers.resolve(call.target), ns)
     else:
         fn = lookup(ns, call.target)
     args = _materialize(call.args, ns, device, built, "arg")
@@ -195,8 +205,22 @@ def _call(call: Call, ns: dict, device, rules, payload: dict) -> None:
             out = fn(*args, **kwargs)
         payload["forbidden"] = list(seen)
         payload["out"] = encode(out)
+        if call.after:
+            payload["after"] = encode({_after_name(k): _observed(args, kwargs, k)
+                                       for k in call.after})
         if leaves:
             payload["grads"] = _gradients(out, leaves)
+
+
+def _after_name(key) -> str:
+    return f"arg{key}" if isinstance(key, int) else str(key)
+
+
+def _observed(args: tuple, kwargs: dict, key) -> Any:
+    value = args[key] if isinstance(key, int) else kwargs[key]
+    if isinstance(value, nn.Module):
+        return dict(value.state_dict())
+    return value
 
 
 def _short(path: str) -> str:

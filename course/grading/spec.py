@@ -62,14 +62,30 @@ class Gen:
 
 
 @dataclass(frozen=True)
+class Device:
+    """The device the implementation runs on: the CPU for the reference, the chosen device for
+    the learner. For functions that take no tensor to infer it from (``causal_mask(L,
+    device=Device())``)."""
+
+    def describe(self) -> str:
+        return "device"
+
+
+@dataclass(frozen=True)
 class Call:
     """Call ``target`` (a function name, or a :class:`Make` whose ``method`` is called).
 
     ``grad`` lists the inputs to differentiate w.r.t.: argument positions (int), keyword
-    names (str), or ``"params"`` for the parameters of every module built by :class:`Make`
+    names (str), paths into a tuple argument (``(2, 0)`` for ``args[2][0]``, reported as
+    ``"arg2.0"``), or ``"params"`` for the parameters of every module built by :class:`Make`
     in the call (reported as ``"<arg>.<parameter name>"``). The probe contracts all floating
     outputs with fixed pseudo-random cotangents and back-propagates through the
     implementation's own operations.
+
+    ``after`` lists argument positions (or keyword names) whose values are reported after the
+    call, for functions that update their inputs in place (``sgd_step_(params, lr)``); a
+    module argument is reported as its state dict. A target ``"@module.function"`` is a
+    grader-owned driver (:mod:`course.grading.drivers`) called with the namespace first.
     """
 
     target: str | Make
@@ -77,7 +93,7 @@ class Call:
     kwargs: dict = field(default_factory=dict)
     method: str = "__call__"
     grad: tuple = ()
-    returns_module_state: bool = False
+    after: tuple = ()
 
     @property
     def name(self) -> str:
@@ -111,7 +127,7 @@ def describe_value(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         dtype = str(value.dtype).replace("torch.", "")
         return f"{dtype}{list(value.shape)}"
-    if isinstance(value, (Make, Fixture, Gen)):
+    if isinstance(value, (Make, Fixture, Gen, Device)):
         return value.describe()
     if isinstance(value, (tuple, list)):
         inner = ", ".join(describe_value(v) for v in value)
