@@ -8,13 +8,40 @@ from __future__ import annotations
 
 import multiprocessing
 
-PRELOAD = ["torch", "course.grading.child", "course.grading.fixtures"]
+PRELOAD = ["torch", "course.grading.child", "course.grading.fixtures", "course.grading.zygote"]
 
 
 def context():
+    """The forkserver context; inside a bubblewrap sandbox when :mod:`course.sandbox` says
+    this machine has one."""
+    from course import sandbox
+
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
+    if sandbox.level() == "bubblewrap":
+        ctx.set_executable(sandbox.python_wrapper())
     return ctx
+
+
+def server_pid() -> int | None:
+    """PID of the Python fork server process (inside the sandbox wrapper, if any)."""
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    if pid is None:
+        return None
+    from course.sandbox import descendants
+
+    candidates = [pid, *descendants(pid)]
+    for candidate in candidates:
+        try:
+            cmdline = open(f"/proc/{candidate}/cmdline", "rb").read()
+        except OSError:
+            continue
+        program = cmdline.split(b"\0", 1)[0]
+        if b"multiprocessing.forkserver" in cmdline and not program.endswith(b"bwrap"):
+            return candidate
+    return pid
 
 
 def prestart() -> None:

@@ -33,19 +33,6 @@ from course.grading.submission import execute_cells
 BLOCKED_PACKAGES = ("solutions", "autograder")
 
 
-def _warm_up() -> None:
-    """Pay torch's lazy first-use costs (autograd, linear algebra) once, in the fork server,
-    rather than in every forked child."""
-    x = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
-    y = torch.tanh(x @ x).softmax(-1).sum()
-    torch.autograd.grad([y], [x], [torch.ones((), dtype=torch.float64)])  # imports fx shapes
-    torch.nn.Linear(3, 3)(x.detach().float()).sum()
-
-
-if __name__ != "__main__":  # importing this module (as the fork server does) warms torch up
-    _warm_up()
-
-
 @dataclass(frozen=True)
 class ChildConfig:
     device: str
@@ -142,7 +129,7 @@ def serve(conn, config: ChildConfig) -> None:
     ns: dict = {}
     while True:
         try:
-            request = conn.recv()
+            request = enc.request_from_bytes(conn.recv_bytes())
         except (EOFError, OSError):
             break
         kind = request[0]

@@ -66,6 +66,20 @@ def encode(value: Any, depth: int = 0) -> Any:
     raise EncodeError(f"returned an object of type {kind.__module__}.{kind.__qualname__}")
 
 
+def request_to_bytes(request: Any) -> bytes:
+    """A grader-to-child request (probe specs hold tensors) as self-contained bytes: plain
+    pickling, never multiprocessing's shared-memory tensor passing, which needs a channel
+    (a socket in /tmp) that a sandbox does not share."""
+    buffer = io.BytesIO()
+    torch.save(request, buffer)
+    return buffer.getvalue()
+
+
+def request_from_bytes(data: bytes) -> Any:
+    """Read a request in the child. The grader is trusted, so the full unpickler is used."""
+    return torch.load(io.BytesIO(data), weights_only=False, map_location="cpu")
+
+
 def to_bytes(payload: Any) -> bytes:
     buffer = io.BytesIO()
     torch.save(payload, buffer)

@@ -18,7 +18,10 @@ from course.grading.runner import InProcessRunner, IsolatedRunner, Limits
 from course.grading.submission import Submission, SubmissionError, read_submission
 
 ISOLATION_WORDS = {
-    "process": "process isolation (separate process, time/memory/output limits)",
+    "bubblewrap": "bubblewrap sandbox (separate process, read-only file system without "
+    "references or hidden checks, no network, own process tree, time/memory/output limits)",
+    "process": "process isolation only (separate process, time/memory/output limits; "
+    "no OS sandbox on this machine)",
     "none": "none (in-kernel: your code ran in this process)",
 }
 

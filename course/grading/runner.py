@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from course import forkserver, paths
+from course import forkserver, paths, sandbox
 from course.grading import encode as enc
 from course.grading.child import ChildConfig, serve
 from course.grading.forbidden import Forbid
@@ -81,8 +81,6 @@ class IsolatedRunner:
     fresh child and loads the cells again. A load that dies or times out is final.
     """
 
-    isolation = "process"
-
     def __init__(
         self,
         cells: list[tuple[int, str]],
@@ -97,6 +95,7 @@ class IsolatedRunner:
         self.proc = None
         self.conn = None
         self.load_result: LoadResult | None = None
+        self.isolation = sandbox.level()
 
     # -- process management -------------------------------------------------------------------
     def _start(self) -> None:
@@ -129,6 +128,7 @@ class IsolatedRunner:
                 except (ProcessLookupError, PermissionError, OSError):
                     pass
         proc.join(timeout=5)
+        sandbox.reap_descendants(forkserver.server_pid())
 
     def close(self) -> None:
         self._kill()
@@ -143,7 +143,7 @@ class IsolatedRunner:
         """Send a request, wait for the reply. Returns (payload, problem-in-words)."""
         assert self.conn is not None and self.proc is not None
         try:
-            self.conn.send(request)
+            self.conn.send_bytes(enc.request_to_bytes(request))
         except (BrokenPipeError, OSError):
             return None, self._death_reason()
         deadline = time.monotonic() + timeout
