@@ -60,6 +60,11 @@ def bwrap_arguments() -> list[str]:
         "--unshare-user", "--uid", "65534", "--gid", "65534",
         "--die-with-parent", "--new-session",
     ]
+    # a fresh /tmp hides the machine's, but the course and its Python may live there (CI)
+    needed = {paths.ROOT, Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent}
+    for path in sorted(p.resolve() for p in needed):
+        if path.is_relative_to("/tmp"):
+            args += ["--ro-bind", str(path), str(path)]
     for device in sorted(Path("/dev").glob("nvidia*")):  # CUDA needs its device nodes
         args += ["--dev-bind", str(device), str(device)]
     for hidden in hidden_paths():
