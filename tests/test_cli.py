@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from course import workspace
+from course import sandbox, workspace
 from course.catalogue import find
 from course.cli import main
 
@@ -72,7 +72,7 @@ def test_reference_passes_with_json(tmp_path):
         set(t) >= {"name", "score", "max_score", "status", "output"} for t in data["tests"]
     )
     assert {t["status"] for t in data["tests"]} == {"passed"}
-    assert data["extra_data"]["isolation"] == ["process"]
+    assert data["extra_data"]["isolation"] == [sandbox.level()]
 
 
 def test_start_then_check_stub_fails_with_exit_1_and_records_progress(tmp_path):

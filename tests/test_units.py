@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from course import sandbox
 from course.build import build_notebook, render
 from course.grading.checks import load_checks, master_source
 from course.grading.engine import grade_submission
@@ -33,7 +34,7 @@ def test_reference_scores_full_marks(unit):
     failures = {c.id: c.output for c in result.checks if c.status != "passed"}
     assert not failures, failures
     assert result.score == result.max_score > 0
-    assert result.isolation == "process"
+    assert result.isolation == sandbox.level()
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=_ids)

@@ -6,7 +6,11 @@ Two nets catch a forbidden call:
   method call at the Python level, including the ``torch._C._VariableFunctions`` and
   ``torch._C._nn`` bindings behind them, and names it as the unit's rule does;
 - for each forbidden ATen operator, the ``torch.ops.aten.<op>`` packet is swapped for a
-  recording wrapper, and the ``torch`` / ``torch._C`` bindings of the same name are watched.
+  recording wrapper, the ``torch`` / ``torch._C`` bindings of the same name are watched, and
+  the call runs under torch's (legacy, CPU-side) autograd profiler, whose record of every
+  operator that went through the dispatcher is scanned afterwards. That last net sees the
+  kernel however it was reached, even with torch-function modes disabled
+  (``torch._C.DisableTorchFunction``); switching the profiler off is itself reported.
 
 (A ``TorchDispatchMode`` would see every ATen call, but entering one imports
 ``torch._dynamo``, which costs seconds per grading process; these two nets catch the same
@@ -109,6 +113,31 @@ def _aten_bindings(op: str) -> list[object]:
 
 
 @contextlib.contextmanager
+def _profiled(aten: dict[str, str], seen: list[str]) -> Iterator[None]:
+    from torch.autograd import profiler
+
+    prof = profiler.profile(use_kineto=False, use_cpu=True)
+    try:
+        prof.__enter__()
+    except RuntimeError:  # a profiler is already running (e.g. the learner's own): skip
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            prof.__exit__(None, None, None)
+            names = {event.name for event in prof.function_events}
+        except Exception:  # the learner's code stopped or broke the profiler
+            names = set()
+            if "torch.autograd.profiler (switched off)" not in seen:
+                seen.append("torch.autograd.profiler (switched off)")
+        for op, label in aten.items():
+            if f"aten::{op}" in names and label not in seen:
+                seen.append(label)
+
+
+@contextlib.contextmanager
 def watch(rules: list[Forbid], target_name: str) -> Iterator[list[str]]:
     """Context in which forbidden calls are recorded into the yielded list (names, in order)."""
     seen: list[str] = []
@@ -156,6 +185,8 @@ def watch(rules: list[Forbid], target_name: str) -> Iterator[list[str]]:
             patched.append((cls, method, original))
     try:
         with contextlib.ExitStack() as stack:
+            if aten:
+                stack.enter_context(_profiled(aten, seen))
             if functions:
                 stack.enter_context(_FunctionWatch(functions, seen))
             yield seen
