@@ -253,3 +253,29 @@ def test_isolated_runner_survives_probe_timeouts():
 def test_reference_passes_on_cuda():
     result = grade_submission(LN, LN.solution_path, device="cuda")
     assert result.passed and result.device == "cuda"
+
+
+def test_tampering_with_grader_code_in_the_child_is_caught(write):
+    code = (
+        "import contextlib\nimport torch.nn.functional as F\n"
+        "import course.grading.probes as probes\n"
+        "@contextlib.contextmanager\ndef _blind(rules, name):\n    yield []\n"
+        "probes.watch = _blind\n"
+        "def layer_norm(x, weight=None, bias=None, eps=1e-5):\n"
+        "    return F.layer_norm(x, x.shape[-1:], weight, bias, eps)\n"
+    )
+    result = grade(write("sub.py", code))
+    assert result.score == 0
+    assert all("modified the grader's own code" in c.output for c in result.checks)
+    assert "course.grading.probes.watch" in result.checks[0].output
+
+
+def test_forbidden_call_with_torch_function_disabled_is_caught(write):
+    code = (
+        "import torch\nimport torch.nn.functional as F\n"
+        "def layer_norm(x, weight=None, bias=None, eps=1e-5):\n"
+        "    with torch._C.DisableTorchFunction():\n"
+        "        return F.layer_norm(x, x.shape[-1:], weight, bias, eps)\n"
+    )
+    out = by_id(grade(write("sub.py", code)))["forward"]
+    assert out.status == "failed" and "native_layer_norm" in out.output

@@ -27,6 +27,7 @@ import torch
 
 from course.grading import encode as enc
 from course.grading.forbidden import Forbid
+from course.grading.integrity import Snapshot
 from course.grading.probes import execute
 from course.grading.submission import execute_cells
 
@@ -126,31 +127,42 @@ def serve(conn, config: ChildConfig) -> None:
     writer = _prepare(config)
     device = torch.device(config.device)
     rules = list(config.rules)
+    # Everything the loop needs is bound to locals now, before learner code exists.
+    snapshot = Snapshot()
+    run_probe, run_cells, to_bytes, from_bytes = (
+        execute, execute_cells, enc.to_bytes, enc.request_from_bytes)
+    recv, send = conn.recv_bytes, conn.send_bytes
     ns: dict = {}
     while True:
         try:
-            request = enc.request_from_bytes(conn.recv_bytes())
+            request = from_bytes(recv())
         except (EOFError, OSError):
             break
         kind = request[0]
+        tampered = snapshot.changes()
         if kind == "load":
-            ns, problems = execute_cells(request[1], "_course_submission")
+            ns, problems = run_cells(request[1], "_course_submission")
             names = sorted(k for k in ns if k[:1] != "_")
             reply = {"ok": True, "problems": problems, "names": names}
-        elif kind == "probe":
-            reply = execute(request[1], ns, device, rules)
+        elif kind == "probe" and not tampered:
+            reply = run_probe(request[1], ns, device, rules)
         else:
             reply = {"ok": False, "error": {"type": "Protocol", "message": kind, "where": ""}}
+        tampered = tampered or snapshot.changes()
+        if tampered and kind == "probe":
+            reply = {"ok": False, "error": {"type": "Tampered", "where": "", "message": (
+                "your code modified the grader's own code in its process ("
+                + ", ".join(tampered) + "); nothing it returns can be trusted")}}
         reply["output"] = writer.take()
         try:
-            data = enc.to_bytes(reply)
+            data = to_bytes(reply)
         except Exception as exc:  # an unserialisable reply is itself a finding
-            data = enc.to_bytes(
+            data = to_bytes(
                 {"ok": False, "output": "", "error": {
                     "type": "EncodeError", "message": str(exc), "where": ""}}
             )
         try:
-            conn.send_bytes(data)
+            send(data)
         except (BrokenPipeError, OSError):
             break
     os._exit(0)

@@ -131,7 +131,7 @@ class Grader:
         if not payload.get("ok"):
             err = payload.get("error", {})
             where = f" ({err['where']})" if err.get("where") else ""
-            if err.get("type") in ("ProbeError", "EncodeError", "Crash", "Fatal"):
+            if err.get("type") in ("ProbeError", "EncodeError", "Crash", "Fatal", "Tampered"):
                 text = err.get("message", "")
                 self.fail(f"{case}: {text}", case=case)
             if err.get("type") == "NotImplementedError":
