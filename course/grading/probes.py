@@ -147,7 +147,9 @@ def cotangents(outputs: list[torch.Tensor]) -> list[torch.Tensor]:
     return result
 
 
-def execute(probe: Call | Inspect, ns: dict, device: torch.device, rules: list[Forbid]) -> dict:
+def execute(
+    probe: Call | Inspect, ns: dict, device: torch.device, rules: list[Forbid], deep: bool = True
+) -> dict:
     """Run ``probe`` on namespace ``ns``. Returns a payload of plain data (see encode)."""
     started = time.perf_counter()
     payload: dict[str, Any] = {"ok": False, "forbidden": []}
@@ -155,9 +157,9 @@ def execute(probe: Call | Inspect, ns: dict, device: torch.device, rules: list[F
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             if isinstance(probe, Inspect):
-                _inspect(probe, ns, device, rules, payload)
+                _inspect(probe, ns, device, rules, payload, deep)
             else:
-                _call(probe, ns, device, rules, payload)
+                _call(probe, ns, device, rules, payload, deep)
         payload["ok"] = True
     except ProbeError as exc:
         payload["error"] = {"type": "ProbeError", "message": str(exc), "where": ""}
@@ -172,8 +174,8 @@ def execute(probe: Call | Inspect, ns: dict, device: torch.device, rules: list[F
     return payload
 
 
-def _inspect(probe: Inspect, ns: dict, device, rules, payload: dict) -> None:
-    with watch(rules, probe.name) as seen:
+def _inspect(probe: Inspect, ns: dict, device, rules, payload: dict, deep: bool) -> None:
+    with watch(rules, probe.name, deep) as seen:
         module = build(probe.target, ns, device)
     payload["forbidden"] = list(seen)
     if not isinstance(module, nn.Module):
@@ -187,7 +189,7 @@ def _inspect(probe: Inspect, ns: dict, device, rules, payload: dict) -> None:
     }
 
 
-def _call(call: Call, ns: dict, device, rules, payload: dict) -> None:
+def _call(call: Call, ns: dict, device, rules, payload: dict, deep: bool) -> None:
     built: dict[str, Any] = {}
     target = _materialize(call.target, ns, device, built, "self")
     if isinstance(call.target, Make):
@@ -201,7 +203,7 @@ def _call(call: Call, ns: dict, device, rules, payload: dict) -> None:
     built = {_short(k): v for k, v in built.items()}
     with torch.enable_grad() if call.grad else torch.no_grad():
         leaves = _grad_leaves(call, args, kwargs, built) if call.grad else {}
-        with watch(rules, call.name) as seen:
+        with watch(rules, call.name, deep) as seen:
             out = fn(*args, **kwargs)
         payload["forbidden"] = list(seen)
         payload["out"] = encode(out)

@@ -246,7 +246,7 @@ class InProcessRunner:
         return LoadResult(True, list(getattr(self, "_problems", [])))
 
     def run(self, probe: Probe, timeout: float | None = None) -> dict:
-        payload = execute(probe, self.ns, self.device, self.rules)
+        payload = execute(probe, self.ns, self.device, self.rules, deep=False)
         payload.setdefault("output", "")
         return enc.validate(payload)
 
