@@ -17,14 +17,18 @@ Two nets catch a forbidden call:
 doors at no start-up cost.)
 
 Classes (``torch.nn.LayerNorm``) are caught by patching their ``__init__`` and ``forward``
-while the learner's call runs. Detection records and lets the call proceed, so feedback can
-name every forbidden call that was used; the grader then fails the check.
+while the learner's call runs, and plain Python functions and methods
+(``torch.optim._functional.sgd``, ``torch.optim.SGD.step``) by a profile hook that watches for
+their code objects, however the learner reached them. Detection records and lets the call
+proceed, so feedback can name every forbidden call that was used; the grader then fails the
+check.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -113,6 +117,28 @@ def _aten_bindings(op: str) -> list[object]:
 
 
 @contextlib.contextmanager
+def _code_watch(codes: dict[object, str], seen: list[str]) -> Iterator[None]:
+    """Record calls of the given Python code objects (a ``sys.setprofile`` hook)."""
+    import sys
+    import threading
+
+    def hook(frame, event, arg):
+        if event == "call":
+            name = codes.get(frame.f_code)
+            if name is not None and name not in seen:
+                seen.append(name)
+
+    previous = sys.getprofile()
+    sys.setprofile(hook)
+    threading.setprofile(hook)
+    try:
+        yield
+    finally:
+        sys.setprofile(previous)
+        threading.setprofile(None)
+
+
+@contextlib.contextmanager
 def _profiled(aten: dict[str, str], seen: list[str]) -> Iterator[None]:
     from torch.autograd import profiler
 
@@ -145,6 +171,7 @@ def watch(rules: list[Forbid], target_name: str, deep: bool = True) -> Iterator[
     the profiler prints to the kernel's standard output)."""
     seen: list[str] = []
     functions: dict[int, str] = {}
+    codes: dict[object, str] = {}
     classes: list[tuple[type, str]] = []
     aten: dict[str, str] = {}
     for rule in rules:
@@ -156,13 +183,15 @@ def watch(rules: list[Forbid], target_name: str, deep: bool = True) -> Iterator[
                 continue
             if isinstance(obj, type):
                 classes.append((obj, dotted))
+            elif hasattr(obj, "__code__"):  # unwrap decorators: their code is shared
+                codes[inspect.unwrap(obj).__code__] = dotted
             else:
                 functions[id(obj)] = dotted
         for op in rule.aten:
             aten[op] = f"torch.ops.aten.{op}"
             for binding in _aten_bindings(op):
                 functions.setdefault(id(binding), f"torch.{op}")
-    if not (functions or classes or aten):
+    if not (functions or classes or aten or codes):
         yield seen
         return
     patched: list[tuple[object, str, object]] = []
@@ -192,6 +221,8 @@ def watch(rules: list[Forbid], target_name: str, deep: bool = True) -> Iterator[
                 stack.enter_context(_profiled(aten, seen))
             if functions:
                 stack.enter_context(_FunctionWatch(functions, seen))
+            if codes:
+                stack.enter_context(_code_watch(codes, seen))
             yield seen
     finally:
         for owner, attr, original in reversed(patched):

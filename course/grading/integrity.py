@@ -18,17 +18,12 @@ from __future__ import annotations
 import sys
 import types
 
-WATCHED_MODULES = (
-    "torch",
-    "torch._C",
-    "torch.overrides",
-    "torch.autograd",
-    "torch.autograd.profiler",
-    "torch.nn.functional",
-    "torch.testing",
-    "torch.utils._python_dispatch",
-    "builtins",
-    "sys",
+WATCHED_MODULES = ("builtins",)
+# torch's own modules change legitimately (lazy imports re-wrap functions such as
+# torch.manual_seed), so only the classes detection relies on are watched there.
+WATCHED_CLASSES = (
+    ("torch.overrides", "TorchFunctionMode"),
+    ("torch.autograd.profiler", "profile"),
 )
 IGNORED_ATTRIBUTES = frozenset({"__warningregistry__", "__loader__", "__spec__", "__cached__",
                                 "last_type", "last_value", "last_traceback", "stdout",
@@ -62,10 +57,14 @@ class Snapshot:
                 ):
                     for cattr, cvalue in list(vars(value).items()):
                         self.class_attrs[(name, attr, cattr)] = _identity(cvalue)
-        from torch.overrides import TorchFunctionMode
-
-        for cattr, cvalue in list(vars(TorchFunctionMode).items()):
-            self.class_attrs[("torch.overrides", "TorchFunctionMode", cattr)] = _identity(cvalue)
+        for module_name, cls_name in WATCHED_CLASSES:
+            module = sys.modules.get(module_name)
+            cls = getattr(module, cls_name, None)
+            if not isinstance(cls, type):
+                continue
+            self.modules.setdefault(module_name, module)
+            for cattr, cvalue in list(vars(cls).items()):
+                self.class_attrs[(module_name, cls_name, cattr)] = _identity(cvalue)
 
     def changes(self) -> list[str]:
         """Names of watched attributes that were replaced or removed since the snapshot."""
@@ -74,6 +73,8 @@ class Snapshot:
             if sys.modules.get(name) is not module:
                 found.append(f"sys.modules[{name!r}]")
         for (name, attr), ident in self.attrs.items():
+            if name not in self.modules:
+                continue
             namespace = vars(self.modules[name])
             if attr not in namespace or _identity(namespace[attr]) != ident:
                 found.append(f"{name}.{attr}")
