@@ -3,15 +3,20 @@
 - :mod:`course.data.digits`: scikit-learn's bundled 8×8 handwritten digits, upsampled on request.
 - :mod:`course.data.toy2d`: 2-D toy distributions (swiss roll, moons, gaussian mixtures).
 - :mod:`course.data.sequences`: synthetic sequence tasks with known structure.
+- :mod:`course.data.linear_teacher`: noisy linear regression from a random linear teacher.
 """
 
 from course.data.digits import DigitSplit, load_digits
+from course.data.linear_teacher import LinearTask, expected_test_error, noisy_linear_regression
 from course.data.sequences import copy_task, long_lag_bits, reverse_task, sort_task
 from course.data.toy2d import gaussian_mixture, moons, swiss_roll
 
 __all__ = [
     "DigitSplit",
     "load_digits",
+    "LinearTask",
+    "expected_test_error",
+    "noisy_linear_regression",
     "copy_task",
     "long_lag_bits",
     "reverse_task",
