@@ -138,11 +138,15 @@ def _grad_leaves(call: Call, args: tuple, kwargs: dict, built: dict) -> dict[str
 
 
 def cotangents(outputs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Fixed pseudo-random directions for the vector-Jacobian product, one per output."""
+    """Fixed pseudo-random directions for the vector-Jacobian product, one per output.
+
+    Values are rounded to float32, so a float32 and a float64 run contract with the same
+    numbers (an exact float32 gradient then matches the float64 reference exactly)."""
     result = []
     for i, out in enumerate(outputs):
         g = torch.Generator().manual_seed(COTANGENT_SEED + i)
-        cot = torch.randn(tuple(out.shape), generator=g, dtype=torch.float64)
+        # rounded to float32, so float32 and float64 runs contract with the very same numbers
+        cot = torch.randn(tuple(out.shape), generator=g, dtype=torch.float64).float().double()
         result.append(cot.to(device=out.device, dtype=out.dtype))
     return result
 
