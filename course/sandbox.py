@@ -47,7 +47,7 @@ def requested_mode() -> str:
 
 def hidden_paths() -> list[Path]:
     extra = [Path(p) for p in os.environ.get("COURSE_SANDBOX_HIDE", "").split(os.pathsep) if p]
-    return [paths.SOLUTIONS, paths.AUTOGRADER, *extra]
+    return [paths.SOLUTIONS, paths.AUTOGRADER, paths.ROOT / ".git", *extra]
 
 
 def bwrap_arguments() -> list[str]:

@@ -18,8 +18,12 @@ FORBIDDEN = [
             "torch.layer_norm",
             "torch.native_layer_norm",
             "torch.nn.LayerNorm",
+            # group norm with one group is a layer norm in disguise
+            "torch.nn.functional.group_norm",
+            "torch.group_norm",
+            "torch.nn.GroupNorm",
         ),
-        aten=("native_layer_norm",),
+        aten=("native_layer_norm", "native_group_norm", "native_layer_norm_backward"),
     ),
     Forbid(
         calls=("torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward"),

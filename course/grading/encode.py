@@ -33,7 +33,12 @@ def encode(value: Any, depth: int = 0) -> Any:
         device = data.device.type
         if data.is_sparse or data.layout != torch.strided:
             raise EncodeError(f"returned a tensor with layout {data.layout}; expected strided")
-        plain = data.to("cpu", copy=True).contiguous()
+        if data.device.type == "meta":
+            raise EncodeError("returned a tensor on the 'meta' device, which holds no values")
+        try:
+            plain = data.to("cpu", copy=True).contiguous()
+        except Exception as exc:
+            raise EncodeError(f"returned a tensor that cannot be read ({exc})") from None
         if type(plain) is not torch.Tensor:  # pragma: no cover - defensive
             raise EncodeError("tensor could not be copied to a plain tensor")
         return {"__kind__": "tensor", "data": plain, "device": device}
@@ -99,7 +104,7 @@ def validate(value: Any, depth: int = 0) -> Any:
     if value is None or kind in (bool, int, float, str):
         return value
     if kind is torch.Tensor:
-        return value
+        return value.detach() if value.requires_grad else value
     if kind is list:
         return [validate(v, depth + 1) for v in value]
     if kind is dict:

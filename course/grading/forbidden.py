@@ -5,12 +5,13 @@ Two nets catch a forbidden call:
 - a ``TorchFunctionMode`` sees every ``torch.*`` / ``torch.nn.functional.*`` / ``Tensor``
   method call at the Python level, including the ``torch._C._VariableFunctions`` and
   ``torch._C._nn`` bindings behind them, and names it as the unit's rule does;
-- for each forbidden ATen operator, the ``torch.ops.aten.<op>`` packet is swapped for a
-  recording wrapper, the ``torch`` / ``torch._C`` bindings of the same name are watched, and
-  the call runs under torch's (legacy, CPU-side) autograd profiler, whose record of every
-  operator that went through the dispatcher is scanned afterwards. That last net sees the
-  kernel however it was reached, even with torch-function modes disabled
-  (``torch._C.DisableTorchFunction``); switching the profiler off is itself reported.
+- for each forbidden ATen operator, the ``torch`` / ``torch._C`` bindings of the same name
+  are watched, and the call runs under torch's (legacy, CPU-side) autograd profiler, whose
+  record of every operator that went through the dispatcher is scanned afterwards. That net
+  sees the kernel however it was reached (``torch.ops.aten.*``, modules, torch-function modes
+  disabled with ``torch._C.DisableTorchFunction``); switching the profiler off is reported.
+  (Swapping the ``torch.ops.aten`` packets themselves would break ``torch.func``, which
+  enumerates them.)
 
 (A ``TorchDispatchMode`` would see every ATen call, but entering one imports
 ``torch._dynamo``, which costs seconds per grading process; these two nets catch the same
@@ -84,31 +85,6 @@ class _FunctionWatch(TorchFunctionMode):
         if name is not None and name not in self.seen:
             self.seen.append(name)
         return func(*args, **(kwargs or {}))
-
-
-class _RecordingPacket:
-    """Stands in for ``torch.ops.aten.<op>``: records use, then delegates."""
-
-    def __init__(self, packet, name: str, seen: list[str]) -> None:
-        self._packet, self._name, self._seen = packet, name, seen
-
-    def _record(self) -> None:
-        if self._name not in self._seen:
-            self._seen.append(self._name)
-
-    def __call__(self, *args, **kwargs):
-        self._record()
-        return self._packet(*args, **kwargs)
-
-    def __getattr__(self, attr):
-        target = getattr(self._packet, attr)
-        if callable(target) and not attr.startswith("_"):
-            def call(*args, **kwargs):
-                self._record()
-                return target(*args, **kwargs)
-
-            return call
-        return target
 
 
 def _aten_bindings(op: str) -> list[object]:
@@ -195,13 +171,6 @@ def watch(rules: list[Forbid], target_name: str, deep: bool = True) -> Iterator[
         yield seen
         return
     patched: list[tuple[object, str, object]] = []
-    for op, name in aten.items():
-        try:
-            packet = getattr(torch.ops.aten, op)
-        except (AttributeError, RuntimeError):
-            continue
-        setattr(torch.ops.aten, op, _RecordingPacket(packet, name, seen))
-        patched.append((torch.ops.aten, op, packet))
     for cls, dotted in classes:
         for method in ("__init__", "forward"):
             original = cls.__dict__.get(method)

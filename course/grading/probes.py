@@ -46,7 +46,10 @@ def describe_exception(exc: BaseException) -> dict:
         where = f"{cell}, line {last.lineno}, in {last.name}"
         if last.line:
             where += f": {last.line.strip()}"
-    message = str(exc)
+    try:
+        message = str(exc)
+    except Exception:  # an exception whose message itself fails
+        message = "(its message could not be shown)"
     if len(message) > 2000:
         message = message[:2000] + " …"
     return {"type": type(exc).__name__, "message": message, "where": where}
@@ -209,13 +212,26 @@ def _call(call: Call, ns: dict, device, rules, payload: dict, deep: bool) -> Non
         leaves = _grad_leaves(call, args, kwargs, built) if call.grad else {}
         with watch(rules, call.name, deep) as seen:
             out = fn(*args, **kwargs)
+        _drop_lingering_modes(seen)
         payload["forbidden"] = list(seen)
-        payload["out"] = encode(out)
-        if call.after:
-            payload["after"] = encode({_after_name(k): _observed(args, kwargs, k)
-                                       for k in call.after})
+        with torch._C.DisableTorchFunction():
+            payload["out"] = encode(out)
+            if call.after:
+                payload["after"] = encode({_after_name(k): _observed(args, kwargs, k)
+                                           for k in call.after})
         if leaves:
             payload["grads"] = _gradients(out, leaves)
+
+
+def _drop_lingering_modes(seen: list[str]) -> None:
+    """A torch-function mode that learner code left on the stack would run during encoding
+    and back-propagation: remove it, and report it."""
+    left = 0
+    while torch._C._len_torch_function_stack() > 0:
+        torch._C._pop_torch_function_stack()
+        left += 1
+    if left and "a torch-function mode left active" not in seen:
+        seen.append("a torch-function mode left active")
 
 
 def _after_name(key) -> str:

@@ -109,8 +109,13 @@ class IsolatedRunner:
             hidden_paths=(str(paths.ROOT), str(paths.SOLUTIONS), str(paths.AUTOGRADER)),
         )
         proc = ctx.Process(target=serve, args=(child, config), daemon=True)
-        with _main_module_hidden():
-            proc.start()
+        cwd = os.getcwd()
+        try:  # the child starts in the parent's folder, which the sandbox may not show
+            os.chdir("/")
+            with _main_module_hidden():
+                proc.start()
+        finally:
+            os.chdir(cwd)
         child.close()
         self.proc, self.conn = proc, parent
 

@@ -20,7 +20,7 @@ import nbformat
 from course.grading.probes import describe_exception, learner_filename, register_source
 
 SKIP_TAGS = frozenset({"course-check", "course-demo", "skip-grading"})
-MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_FILE_BYTES = 200 * 1024 * 1024  # stored outputs are dropped before parsing
 MAX_CELLS = 2000
 MAX_SOURCE_CHARS = 2_000_000
 
@@ -52,7 +52,7 @@ def _clean_magics(source: str) -> str:
 
 def _decode(raw: bytes, path: Path) -> str:
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a byte-order mark is not part of the code
     except UnicodeDecodeError as exc:
         raise SubmissionError(
             f"{path.name} is not UTF-8 text (byte {exc.start} cannot be decoded); "
@@ -80,10 +80,21 @@ def read_submission(path: str | Path) -> Submission:
     if not raw.strip():
         raise SubmissionError(f"{path.name} is empty")
     if path.suffix == ".py":
-        return Submission(path, [(1, _decode(raw, path))])
+        return Submission(path, _split_percent_cells(_decode(raw, path)))
     if path.suffix != ".ipynb":
         raise SubmissionError(f"{path.name}: expected a .ipynb notebook or a .py file")
     return _read_notebook(path, _decode(raw, path))
+
+
+def _split_percent_cells(text: str) -> list[tuple[int, str]]:
+    """A .py file in jupytext percent format is graded cell by cell (``# %%`` lines start a
+    cell), so one broken helper cell costs only its own names; other files are one cell."""
+    cells: list[list[str]] = [[]]
+    for line in text.splitlines(keepends=True):
+        if line.startswith("# %%") and any(s.strip() for s in cells[-1]):
+            cells.append([])
+        cells[-1].append(line)
+    return [(i, "".join(lines)) for i, lines in enumerate(cells, start=1)]
 
 
 def _read_notebook(path: Path, text: str) -> Submission:
@@ -101,8 +112,11 @@ def _read_notebook(path: Path, text: str) -> Submission:
             f"{path.name} has nbformat version {data.get('nbformat')!r}; only version 4 "
             "notebooks (Jupyter 4 and later) are supported"
         )
+    for cell in data.get("cells") or []:
+        if isinstance(cell, dict) and "outputs" in cell:
+            cell["outputs"] = []  # stored outputs are never graded; drop them before parsing
     try:
-        nb = nbformat.reads(text, as_version=4)
+        nb = nbformat.reads(json.dumps(data), as_version=4)
     except Exception as exc:  # nbformat raises several kinds
         raise SubmissionError(f"{path.name} is not a readable notebook: {exc}") from None
     notes: list[str] = []
