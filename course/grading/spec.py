@@ -141,68 +141,40 @@ def _describe_args(args: tuple, kwargs: dict) -> str:
     return ", ".join(parts)
 
 
-def map_tensors(value: Any, fn) -> Any:
-    """Apply ``fn`` to every tensor inside ``value`` (specs, tuples, lists, dicts)."""
+def map_tensors(value: Any, fn, on_make=None) -> Any:
+    """Apply ``fn`` to every tensor inside ``value`` (specs, tuples, lists, dicts), and
+    ``on_make`` (if given) to every rebuilt :class:`Make`."""
+    again = lambda v: map_tensors(v, fn, on_make)  # noqa: E731
     if isinstance(value, torch.Tensor):
         return fn(value)
     if isinstance(value, tuple):
-        return tuple(map_tensors(v, fn) for v in value)
+        return tuple(again(v) for v in value)
     if isinstance(value, list):
-        return [map_tensors(v, fn) for v in value]
+        return [again(v) for v in value]
     if isinstance(value, dict):
-        return {k: map_tensors(v, fn) for k, v in value.items()}
+        return {k: again(v) for k, v in value.items()}
     if isinstance(value, Make):
-        return replace(
-            value,
-            args=map_tensors(value.args, fn),
-            kwargs=map_tensors(value.kwargs, fn),
-            state_dict=map_tensors(value.state_dict, fn),
-        )
+        made = replace(value, args=again(value.args), kwargs=again(value.kwargs),
+                       state_dict=again(value.state_dict))
+        return on_make(made) if on_make else made
     if isinstance(value, Fixture):
-        return replace(value, kwargs=map_tensors(value.kwargs, fn))
+        return replace(value, kwargs=again(value.kwargs))
     if isinstance(value, Call):
-        return replace(
-            value,
-            target=map_tensors(value.target, fn),
-            args=map_tensors(value.args, fn),
-            kwargs=map_tensors(value.kwargs, fn),
-        )
+        return replace(value, target=again(value.target), args=again(value.args),
+                       kwargs=again(value.kwargs))
     if isinstance(value, Inspect):
-        return replace(value, target=map_tensors(value.target, fn))
+        return replace(value, target=again(value.target))
     return value
 
 
 def to_float64(probe: Probe) -> Probe:
-    """The probe with every floating tensor (and every built module) in float64."""
+    """The probe with every floating tensor, and every built module that names a dtype, in
+    float64."""
 
     def cast(t: torch.Tensor) -> torch.Tensor:
         return t.double() if t.is_floating_point() else t
 
-    probe = map_tensors(probe, cast)
-    return _set_make_dtype(probe, torch.float64)
+    def module_in_float64(make: Make) -> Make:
+        return replace(make, dtype=torch.float64) if make.dtype is not None else make
 
-
-def _set_make_dtype(value: Any, dtype: torch.dtype) -> Any:
-    if isinstance(value, Make):
-        return replace(
-            value,
-            dtype=dtype if value.dtype is not None else None,
-            args=_set_make_dtype(value.args, dtype),
-            kwargs=_set_make_dtype(value.kwargs, dtype),
-        )
-    if isinstance(value, tuple):
-        return tuple(_set_make_dtype(v, dtype) for v in value)
-    if isinstance(value, list):
-        return [_set_make_dtype(v, dtype) for v in value]
-    if isinstance(value, dict):
-        return {k: _set_make_dtype(v, dtype) for k, v in value.items()}
-    if isinstance(value, Call):
-        return replace(
-            value,
-            target=_set_make_dtype(value.target, dtype),
-            args=_set_make_dtype(value.args, dtype),
-            kwargs=_set_make_dtype(value.kwargs, dtype),
-        )
-    if isinstance(value, Inspect):
-        return replace(value, target=_set_make_dtype(value.target, dtype))
-    return value
+    return map_tensors(probe, cast, module_in_float64)
