@@ -15,7 +15,13 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
-from test_hostile import grade_source  # the one helper both corpora share
+from test_hostile import (  # what both corpora share
+    BACKWARD,
+    FORWARD,
+    HONEST,
+    HONEST_MODULE,
+    grade_source,
+)
 
 from course.catalogue import find
 from course.grading.checks import load_checks
@@ -23,30 +29,11 @@ from course.grading.submission import SubmissionError
 
 LN = find("layer-norm")
 
-FORWARD = (
-    "forward",
-    "forward_small_variance",
-    "forward_affine",
-    "batch_independence",
-    "autograd_through_forward",
-)
-BACKWARD = ("backward", "backward_eps")
 NOT_DEFINED = "does not define"
 
 # A LayerNorm whose parameters are right and whose forward is not written yet: the cheap
 # credit ("module_parameters") most broken submissions carry, to show that it is kept.
-PARAMS_ONLY = '''
-class LayerNorm(torch.nn.Module):
-    def __init__(self, dim, eps=1e-5):
-        super().__init__()
-        self.eps = eps
-        self.weight = torch.nn.Parameter(torch.ones(dim))
-        self.bias = torch.nn.Parameter(torch.zeros(dim))
-
-    def forward(self, x):
-        raise NotImplementedError()
-'''
-CREDIT = ("module_parameters",)
+PARAMS_ONLY, CREDIT = HONEST_MODULE, HONEST
 
 FORWARD_OK = '''
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
