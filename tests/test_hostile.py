@@ -1111,10 +1111,6 @@ KNOWN_HOLES = {
     "forbidden-call-in-a-raw-thread": "_thread.start_new_thread escapes the profile hook and "
     "the per-thread torch-function mode and profiler",
     "forbidden-call-in-a-forked-process": "a fork's forbidden calls are recorded in the fork",
-    "backward-with-the-profile-hook-switched-off": "sys.setprofile(None) blinds the "
-    "Python-function net",
-    "backward-through-the-execution-engine": "Variable._execution_engine.run_backward is not a "
-    "watched function",
 }
 CASES = [
     pytest.param(*p.values, id=p.id, marks=[*p.marks, pytest.mark.xfail(

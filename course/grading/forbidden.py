@@ -36,13 +36,19 @@ from dataclasses import dataclass, field
 import torch
 from torch.overrides import TorchFunctionMode
 
+# Any run of the autograd engine (``Tensor.backward``, ``torch.autograd.grad``, the engine's own
+# ``run_backward``, however reached): the profiler records one event per node it evaluates.
+AUTOGRAD_ENGINE = "autograd::engine::evaluate_function"
+_EVENT_LABELS = {AUTOGRAD_ENGINE: "the autograd engine (backward)"}
+
 
 @dataclass(frozen=True)
 class Forbid:
     """Calls a unit forbids.
 
     ``calls``: dotted names of functions or classes (``"torch.nn.functional.layer_norm"``).
-    ``aten``: ATen operator names caught at dispatch level (``"native_layer_norm"``).
+    ``aten``: ATen operator names caught at dispatch level (``"native_layer_norm"``), or a
+    profiler event prefix holding ``::`` (``AUTOGRAD_ENGINE``: any backward pass at all).
     ``within``: names of the learner functions / classes this rule applies to (all if empty).
     """
 
@@ -135,7 +141,9 @@ def _profiled(aten: dict[str, str], seen: list[str]) -> Iterator[None]:
             if "torch.autograd.profiler (switched off)" not in seen:
                 seen.append("torch.autograd.profiler (switched off)")
         for op, label in aten.items():
-            if f"aten::{op}" in names and label not in seen:
+            hit = (any(n.startswith(op) for n in names) if "::" in op
+                   else f"aten::{op}" in names)
+            if hit and label not in seen:
                 seen.append(label)
 
 
@@ -164,6 +172,9 @@ def watch(rules: list[Forbid], target_name: str, deep: bool = True) -> Iterator[
             else:
                 functions[id(obj)] = dotted
         for op in rule.aten:
+            if "::" in op:  # a profiler event, not an operator with bindings
+                aten[op] = _EVENT_LABELS.get(op, op)
+                continue
             aten[op] = f"torch.ops.aten.{op}"
             for binding in _aten_bindings(op):
                 functions.setdefault(id(binding), f"torch.{op}")
