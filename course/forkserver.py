@@ -11,15 +11,27 @@ import multiprocessing
 PRELOAD = ["torch", "course.grading.child", "course.grading.fixtures", "course.grading.zygote"]
 
 
+_server_executable: str | None = None  # the interpreter the running server was started with
+
+
 def context():
     """The forkserver context; inside a bubblewrap sandbox when :mod:`course.sandbox` says
-    this machine has one."""
+    this machine has one. A server started for another sandbox (the hidden paths changed
+    since) is stopped first, so the next child comes from a server that hides them."""
+    global _server_executable
+    from multiprocessing import forkserver
+
     from course import sandbox
 
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
-    if sandbox.level() == "bubblewrap":
-        ctx.set_executable(sandbox.python_wrapper())
+    executable = sandbox.python_wrapper() if sandbox.level() == "bubblewrap" else None
+    running = getattr(forkserver._forkserver, "_forkserver_pid", None) is not None
+    if running and _server_executable is not None and executable != _server_executable:
+        forkserver._forkserver._stop()
+    _server_executable = executable
+    if executable:
+        ctx.set_executable(executable)
     return ctx
 
 

@@ -105,17 +105,23 @@ def unavailable_reason() -> str:
     return _probe() if requested_mode() != "none" else "disabled by COURSE_SANDBOX=none"
 
 
-@functools.cache
+_WRAPPERS: dict[tuple[str, ...], str] = {}
+
+
 def python_wrapper() -> str:
     """An executable that runs this Python inside the sandbox (used as the fork server's
-    interpreter)."""
-    folder = Path(tempfile.mkdtemp(prefix="course-sandbox-"))
-    script = folder / "python"
-    command = " ".join(shlex.quote(a) for a in [shutil.which("bwrap") or "bwrap",
-                                                 *bwrap_arguments(), sys.executable])
-    script.write_text(f'#!/bin/sh\nexec {command} "$@"\n', encoding="utf-8")
-    script.chmod(0o700)
-    return str(script)
+    interpreter). One per distinct sandbox (the hidden paths are read now, so a path added to
+    ``$COURSE_SANDBOX_HIDE`` later gets a new wrapper, and :mod:`course.forkserver` a new
+    server)."""
+    args = tuple([shutil.which("bwrap") or "bwrap", *bwrap_arguments(), sys.executable])
+    if args not in _WRAPPERS:
+        folder = Path(tempfile.mkdtemp(prefix="course-sandbox-"))
+        script = folder / "python"
+        command = " ".join(shlex.quote(a) for a in args)
+        script.write_text(f'#!/bin/sh\nexec {command} "$@"\n', encoding="utf-8")
+        script.chmod(0o700)
+        _WRAPPERS[args] = str(script)
+    return _WRAPPERS[args]
 
 
 def _children() -> dict[int, list[int]]:

@@ -1105,8 +1105,6 @@ KNOWN_HOLES = {
     "gc-empties-frozen-forbid-rules": "frozen dataclasses can still be mutated with "
     "object.__setattr__",
     "frame-surgery-blinds-integrity-snapshot": "the snapshot object is reachable from frames",
-    "nbgrader-gradebook": "COURSE_SANDBOX_HIDE is read when the fork server starts; a path "
-    "added later in the same process is not hidden",
     "man-in-the-middle-on-the-reply-pipe": "the child's reply pipe can be replaced by a proxy",
     "forbidden-call-in-a-raw-thread": "_thread.start_new_thread escapes the profile hook and "
     "the per-thread torch-function mode and profiler",
