@@ -76,3 +76,59 @@ def run_bench(units: list[Unit], repeat: int = 5, console: Console | None = None
 def _mark(value: float, target: float, unit: str = " s") -> str:
     colour = "green" if value <= target else "red"
     return f"[{colour}]{value:.2f}{unit}[/{colour}]"
+
+
+TARGET_BATCH_SPEEDUP = 5.0
+
+
+def simulated_submissions(unit: Unit, release, count: int) -> dict[str, object]:
+    """``count`` filled notebooks of ``release``: the reference, the stub, every banked
+    mistake, a syntax error and a noisy-but-correct one, cycled."""
+    from course.export import simulate
+    from course.grading.checks import load_checks, master_source
+
+    master = master_source(unit)
+    mistakes = load_checks(unit).mistakes
+    base = simulate.simulated_class(master, mistakes[0].apply(master), release)
+    pool = [base["reference"], base["stub"], base["syntax-error"], base["warnings"]]
+    pool += [simulate.fill(release, simulate.answers_from_source(m.apply(master)))
+             for m in mistakes]
+    return {f"student{i:02d}": pool[i % len(pool)] for i in range(count)}
+
+
+def batch_bench(unit: Unit, count: int = 20, workers: int = 2,
+                console: Console | None = None) -> dict:
+    """Stock ``nbgrader autograde`` vs ``course grade --workers N`` on the same ``count``
+    simulated submissions of ``unit`` (both from a cold start, as an instructor runs them)."""
+    import tempfile
+    from pathlib import Path
+
+    import nbformat
+
+    from course.export import nbgrader as nbg
+
+    console = console or Console()
+    with tempfile.TemporaryDirectory(prefix="course-bench-") as tmp:
+        root = Path(tmp) / "course"
+        nbg.export([unit], root)
+        subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", unit.slug,
+                        "--force"], cwd=root, capture_output=True, check=True)
+        release = nbformat.read(root / "release" / unit.slug / nbg.notebook_name(unit), 4)
+        for name, nb in simulated_submissions(unit, release, count).items():
+            folder = root / "submitted" / name / unit.slug
+            folder.mkdir(parents=True)
+            nbformat.write(nb, folder / nbg.notebook_name(unit))
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "nbgrader", "autograde", unit.slug, "--force"],
+                       cwd=root, capture_output=True, check=False)
+        stock = time.perf_counter() - started
+        ours = _wall(["grade", str(root / "submitted"), "--nbgrader", str(root),
+                      "--assignment", unit.slug, "--out", str(Path(tmp) / "out"),
+                      "--workers", str(workers)])
+    ratio = stock / ours
+    console.print(
+        f"{count} submissions of {unit.slug}: stock nbgrader autograde {stock:.1f} s, "
+        f"course grade --workers {workers} {ours:.1f} s; speed-up "
+        f"[{'green' if ratio >= TARGET_BATCH_SPEEDUP else 'red'}]{ratio:.1f}×[/] "
+        f"(target ≥ {TARGET_BATCH_SPEEDUP:g}×)")
+    return {"stock_s": stock, "course_grade_s": ours, "speedup": ratio}

@@ -30,7 +30,8 @@ CHECK_TAG = "course-check"
 SOLUTION_TAG = "course-solution"
 
 
-def _defined_names(source: str) -> list[str]:
+def defined_names(source: str) -> list[str]:
+    """Public functions and classes a cell defines (what its check cell checks)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -46,9 +47,14 @@ def _relative(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target, start)).as_posix()
 
 
+def master_notebook(unit: Unit) -> nbformat.NotebookNode:
+    """The master solution file read as a notebook (solution markers still in place)."""
+    return jupytext.reads(unit.solution_path.read_text(encoding="utf-8"), fmt="py:percent")
+
+
 def build_notebook(unit: Unit) -> nbformat.NotebookNode:
     """The exercise notebook for ``unit`` (not written to disk)."""
-    master = jupytext.reads(unit.solution_path.read_text(encoding="utf-8"), fmt="py:percent")
+    master = master_notebook(unit)
     cells: list[nbformat.NotebookNode] = []
     lecture = _relative(unit.lecture_path, unit.exercise_path.parent)
     intro_done = False
@@ -69,7 +75,7 @@ def build_notebook(unit: Unit) -> nbformat.NotebookNode:
             code = nbformat.v4.new_code_cell(strip_solutions(source))
             code.metadata["tags"] = sorted(set(tags) | {SOLUTION_TAG})
             cells.append(code)
-            names = _defined_names(source)
+            names = defined_names(source)
             args = ", ".join(f'"{n}"' for n in names)
             cells.append(_check_cell(f"check({args})"))
         else:
@@ -80,15 +86,19 @@ def build_notebook(unit: Unit) -> nbformat.NotebookNode:
     cells.append(nbformat.v4.new_markdown_cell(_outro(unit)))
     cells.append(_check_cell("check()"))
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata = {
+    nb.metadata = notebook_metadata(unit)
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = f"{unit.module.replace('_', '-')}-{index:02d}"
+    return nb
+
+
+def notebook_metadata(unit: Unit) -> dict:
+    return {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
         "course": {"unit": unit.slug, "number": unit.number,
                    "generated_from": _relative(unit.solution_path, unit.exercise_path.parent)},
     }
-    for index, cell in enumerate(nb.cells):
-        cell["id"] = f"{unit.module.replace('_', '-')}-{index:02d}"
-    return nb
 
 
 def _check_cell(source: str) -> nbformat.NotebookNode:

@@ -193,6 +193,145 @@ def check(units, all_units, submission, reference, json_path, device, public, no
     sys.exit(0 if all(r.passed for r in results) and not unreadable else 1)
 
 
+def _selected(unit_names, part: int | None, all_units: bool) -> list[Unit]:
+    """--unit U ... | --part N | --all, gradable units only."""
+    if sum(map(bool, (unit_names, part is not None, all_units))) != 1:
+        raise Abort("choose the units with exactly one of --unit U (repeatable), --part N, --all")
+    if unit_names:
+        chosen = [_unit(n) for n in unit_names]
+        for u in chosen:
+            _gradable(u)
+        return chosen
+    chosen = [u for u in catalogue.units() if u.gradable
+              and (all_units or u.part.number == part)]
+    if not chosen:
+        raise Abort(f"part {part} has no gradable units yet")
+    return chosen
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--unit", "unit_names", multiple=True, help="A unit to grade (repeatable).")
+@click.option("--all", "all_units", is_flag=True, help="Every gradable unit.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Folder for gradebook.csv and per-student results and feedback.")
+@click.option("--workers", default=2, show_default=True, help="Grading processes in parallel.")
+@click.option("--force", is_flag=True, help="Grade again what is already graded.")
+@click.option("--device", default="cpu", show_default=True,
+              type=click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False))
+@click.option("--nbgrader", "nbgrader_dir", type=click.Path(path_type=Path),
+              help="An nbgrader course: grade its submitted/ tree and write the gradebook.")
+@click.option("--assignment", help="With --nbgrader: the assignment (default unit: its name).")
+def grade(path, unit_names, all_units, out, workers, force, device, nbgrader_dir,
+          assignment) -> None:
+    """Grade a class: PATH holds one sub-folder or file per student (or use --nbgrader)."""
+    import os
+
+    from course import batch
+
+    if nbgrader_dir is not None:
+        if not assignment:
+            raise Abort("--nbgrader needs --assignment A")
+        if not unit_names and not all_units:
+            unit_names = (assignment,)
+        path = path or nbgrader_dir / "submitted"
+    elif assignment:
+        raise Abort("--assignment goes with --nbgrader COURSE_DIR")
+    if path is None:
+        raise Abort("give the folder of submissions: `course grade PATH --unit U --out DIR`")
+    if not path.is_dir():
+        raise Abort(f"{path} is not a folder of submissions")
+    if workers < 1:
+        raise Abort("--workers must be at least 1")
+    units = _selected(unit_names, None, all_units)
+    from course.grading.engine import resolve_device
+
+    try:
+        device = resolve_device(device)
+    except ValueError as exc:
+        raise Abort(str(exc)) from None
+    jobs = (batch.nbgrader_jobs(nbgrader_dir, assignment, units, path) if nbgrader_dir
+            else batch.folder_jobs(path, units))
+    if not jobs:
+        raise Abort(f"{path} holds no submissions")
+    hide = [str(out.resolve())] + ([str(nbgrader_dir.resolve())] if nbgrader_dir else [])
+    os.environ["COURSE_SANDBOX_HIDE"] = os.pathsep.join(
+        [p for p in os.environ.get("COURSE_SANDBOX_HIDE", "").split(os.pathsep) if p] + hide)
+
+    def show(record: dict, kept: bool) -> None:
+        style = {"graded": "green", "missing": "yellow"}.get(record["status"], "red")
+        word = "kept" if kept else record["status"]
+        console.print(f"[{style}]{word:>10}[/{style}]  {record['student']:<20} "
+                      f"{record['unit']:<14} {record['score']:g}/{record['max_score']:g}  "
+                      f"[dim]{record['message'][:90]}[/dim]")
+
+    records = batch.grade_all(jobs, out, workers=workers, device=device, force=force,
+                              progress=show)
+    if nbgrader_dir:
+        from course.export.nbgrader import write_gradebook
+
+        for u in units:
+            mine = [r for r in records if r["unit"] == u.slug]
+            count = write_gradebook(nbgrader_dir, assignment, u, mine)
+            console.print(f"Wrote {count} student(s) of {u.slug} into "
+                          f"{nbgrader_dir / 'gradebook.db'}.")
+    bad = [r for r in records if r["status"] != "graded"]
+    console.print(f"[bold]{len(records)} grade(s) in {out / 'gradebook.csv'}; "
+                  f"{len(bad)} not graded (missing, unreadable or grader error).[/bold]")
+    sys.exit(1 if bad else 0)
+
+
+@main.group()
+def export() -> None:
+    """Write the course for nbgrader, otter-grader or Gradescope."""
+
+
+def _unit_options(fn):
+    fn = click.option("--all", "all_units", is_flag=True, help="Every gradable unit.")(fn)
+    fn = click.option("--part", type=int, help="Every gradable unit of part N.")(fn)
+    return click.option("--unit", "unit_names", multiple=True, help="A unit (repeatable).")(fn)
+
+
+@export.command("nbgrader")
+@click.argument("directory", type=click.Path(path_type=Path))
+@_unit_options
+def export_nbgrader(directory, unit_names, part, all_units) -> None:
+    """An nbgrader course in DIRECTORY: nbgrader_config.py and source/<unit>/<unit>.ipynb."""
+    from course.export import nbgrader
+
+    units = _selected(unit_names, part, all_units)
+    for path in nbgrader.export(units, directory):
+        console.print(f"wrote {path}")
+    console.print(f"Next: cd {directory} && nbgrader generate_assignment {units[0].slug}")
+
+
+@export.command("otter")
+@click.argument("directory", type=click.Path(path_type=Path))
+@_unit_options
+def export_otter(directory, unit_names, part, all_units) -> None:
+    """otter-grader master notebooks in DIRECTORY: <unit>/<unit>.ipynb, one per unit."""
+    from course.export import otter
+
+    units = _selected(unit_names, part, all_units)
+    for path in otter.export(units, directory):
+        console.print(f"wrote {path}")
+    slug = units[0].slug
+    console.print(f"Next: cd {directory}/{slug} && otter assign {slug}.ipynb dist")
+
+
+@export.command("gradescope")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--unit", "unit_name", required=True, help="The unit this assignment grades.")
+def export_gradescope(directory, unit_name) -> None:
+    """A Gradescope autograder bundle in DIRECTORY (upload DIRECTORY/autograder.zip)."""
+    from course.export import gradescope
+
+    unit = _unit(unit_name)
+    _gradable(unit)
+    for path in gradescope.export(unit, directory):
+        console.print(f"wrote {path}")
+
+
 @main.command()
 def progress() -> None:
     """Your best score for every unit you have checked."""
@@ -235,10 +374,20 @@ def build(check_only: bool) -> None:
 @main.command()
 @click.option("--repeat", default=5, show_default=True, help="Repeats for in-kernel timing.")
 @click.option("--units", "unit_names", multiple=True, help="Units to time (default: all).")
-def bench(repeat: int, unit_names) -> None:
+@click.option("--batch", "batch_unit", metavar="UNIT",
+              help="Instead: stock nbgrader autograde vs `course grade` on simulated "
+                   "submissions of UNIT.")
+@click.option("--students", default=20, show_default=True, help="With --batch: class size.")
+@click.option("--workers", default=2, show_default=True, help="With --batch: grading workers.")
+def bench(repeat: int, unit_names, batch_unit, students, workers) -> None:
     """Time check() in-kernel, `course check UNIT`, and isolation overhead for --all."""
-    from course.bench import run_bench
+    from course.bench import batch_bench, run_bench
 
+    if batch_unit:
+        unit = _unit(batch_unit)
+        _gradable(unit)
+        batch_bench(unit, count=students, workers=workers, console=console)
+        return
     chosen = [_unit(n) for n in unit_names] or [u for u in catalogue.units() if u.gradable]
     run_bench(chosen, repeat=repeat, console=console)
 

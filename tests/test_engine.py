@@ -52,6 +52,25 @@ def test_submission_without_reference_code_cannot_read_it(write):
     assert "cannot be imported while your code is graded" in checks["forward"].output
 
 
+def test_learner_sees_a_scrubbed_environment(write):
+    """The grader's settings and secrets never reach learner code; HOME is its own folder."""
+    import os
+
+    from course.grading.child import scrub_environment
+
+    environ = {"COURSE_SECRET_FOR_TEST": "s3cret", "PATH": "/usr/bin", "HOME": "/root"}
+    scrub_environment("/tmp/x", environ)
+    assert environ == {"PATH": "/usr/bin", "HOME": "/tmp/x", "TMPDIR": "/tmp/x"}
+    assert os.environ.get("COURSE_PROBE_TIMEOUT"), "the grader itself runs with COURSE_ settings"
+    code = master_source(LN) + (
+        "\nimport os\nleaked = sorted(k for k in os.environ if k.startswith('COURSE_'))\n"
+        "if leaked or not os.getcwd().startswith(os.environ['HOME']):\n"
+        "    raise SystemExit(f'saw the grader environment: {leaked}')\n"
+    )
+    result = grade(write("sub.py", code))
+    assert result.passed and not result.notes, result.notes
+
+
 def test_forbidden_call_is_named(write):
     code = (
         "import torch.nn.functional as F\n"

@@ -2,7 +2,8 @@
 
 It is forked from a fork server that has already imported torch (so torch is imported once
 per grading run), then: starts its own session (so the grader can kill it and everything it
-spawned), applies resource limits, moves into a fresh temporary directory, hides the course's
+spawned), applies resource limits, moves into a fresh temporary directory, scrubs the
+environment to what Python and torch need, hides the course's
 ``solutions`` and ``autograder`` packages, captures output with a cap, turns TF32 off, and
 serves requests from the grader: ``load`` (execute the learner's cells) and ``probe``.
 
@@ -32,6 +33,20 @@ from course.grading.probes import execute
 from course.grading.submission import execute_cells
 
 BLOCKED_PACKAGES = ("solutions", "autograder")
+# The environment learner code sees: what Python, torch and CUDA need, nothing of the grader's
+# (no COURSE_* settings, tokens, or paths to gradebooks and output folders).
+KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "LD_LIBRARY_PATH",
+                    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES",
+                    "CUDA_HOME", "CUBLAS_WORKSPACE_CONFIG", "NVIDIA_VISIBLE_DEVICES",
+                    "PYTHONHASHSEED")
+
+
+def scrub_environment(workdir: str, environ=os.environ) -> None:
+    """Keep only :data:`KEPT_ENVIRONMENT`; HOME and TMPDIR point into the child's own folder."""
+    kept = {k: environ[k] for k in KEPT_ENVIRONMENT if k in environ}
+    environ.clear()
+    environ.update(kept, HOME=workdir, TMPDIR=workdir)
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,7 @@ def _prepare(config: ChildConfig) -> CappedWriter:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     workdir = tempfile.mkdtemp(prefix="course-grade-")
     os.chdir(workdir)
+    scrub_environment(workdir)
     hidden = {str(Path(p).resolve()) for p in config.hidden_paths}
     sys.path[:] = [p for p in sys.path if p and str(Path(p).resolve()) not in hidden]
     for name in list(sys.modules):

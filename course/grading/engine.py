@@ -69,6 +69,11 @@ class UnitResult:
         data.update(score=self.score, max_score=self.max_score)
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> UnitResult:
+        fields = {k: v for k, v in data.items() if k not in ("score", "max_score", "checks")}
+        return cls(**fields, checks=[CheckResult(**c) for c in data.get("checks", [])])
+
 
 def resolve_device(device: str) -> str:
     """``auto`` picks cuda, then mps, then cpu; an unavailable explicit device is an error."""
@@ -103,8 +108,10 @@ def grade_runner(
     public_only: bool = False,
     tasks: tuple[str, ...] = (),
     submission: str | None = None,
+    ids: tuple[str, ...] = (),
 ) -> UnitResult:
-    """Run the unit's checks (optionally only public ones, or those of ``tasks``)."""
+    """Run the unit's checks (optionally only public ones, those of ``tasks``, or those whose
+    id is in ``ids``)."""
     started = time.perf_counter()
     checks = load_checks(unit)
     ctx = unit_context(unit, device)
@@ -120,6 +127,8 @@ def grade_runner(
             if public_only and not info.public:
                 continue
             if tasks and info.task not in tasks:
+                continue
+            if ids and info.id not in ids:
                 continue
             result.checks.append(_run_one(info, fn, ctx, runner, loaded.fatal))
     finally:

@@ -11,6 +11,7 @@ it would have defined.
 from __future__ import annotations
 
 import json
+import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,10 @@ import nbformat
 from course.grading.probes import describe_exception, learner_filename, register_source
 
 SKIP_TAGS = frozenset({"course-check", "course-demo", "skip-grading"})
+# otter-grader's own cells in a released notebook (``grader = otter.Notebook(...)``,
+# ``grader.check("q1")``): they belong to otter's in-kernel checks, not to the learner's code.
+OTTER_LINE = re.compile(r"^(import otter|grader\s*=\s*otter\.Notebook\(.*\)|"
+                        r"grader\.(check|check_all|export)\(.*\))\s*$")
 MAX_FILE_BYTES = 200 * 1024 * 1024  # stored outputs are dropped before parsing
 MAX_CELLS = 2000
 MAX_SOURCE_CHARS = 2_000_000
@@ -131,7 +136,7 @@ def _read_notebook(path: Path, text: str) -> Submission:
         source = cell.get("source", "")
         if isinstance(source, list):
             source = "".join(source)
-        if not source.strip():
+        if not source.strip() or _is_otter_cell(source):
             continue
         total += len(source)
         if len(cells) >= MAX_CELLS or total > MAX_SOURCE_CHARS:
@@ -144,6 +149,12 @@ def _read_notebook(path: Path, text: str) -> Submission:
     if not cells:
         notes.append("the notebook holds no code cells to grade")
     return Submission(path, cells, notes)
+
+
+def _is_otter_cell(source: str) -> bool:
+    lines = [ln.strip() for ln in source.splitlines()]
+    code = [ln for ln in lines if ln and not ln.startswith("#")]
+    return bool(code) and all(OTTER_LINE.match(ln) for ln in code)
 
 
 def execute_cells(cells: list[tuple[int, str]], module_name: str) -> tuple[dict, list[str]]:
