@@ -61,6 +61,7 @@ HONEST = ("module_parameters",)  # what HONEST_MODULE earns (cheap to grade)
 
 TAMPERED = "modified the grader's own code"
 FORBIDS = "which this exercise forbids"
+CONFINED = "is not allowed while your code is graded"  # a new process or thread, refused
 
 # Files a hostile submission aims at; hashed before and after every case.
 GUARDED = (
@@ -434,7 +435,7 @@ def _fetch():
     return subprocess.run(["cat", "__ROOT__/solutions/optimization/layer_norm.py"],
                           capture_output=True, text=True, check=True).stdout
 ''') + HONEST_MODULE,
-        cheated=FORWARD, words=("CalledProcessError",), marks=needs_sandbox,
+        cheated=FORWARD, words=("CalledProcessError", CONFINED), marks=needs_sandbox,
     ),
     case(
         "os-system-copy",
@@ -445,7 +446,7 @@ def _fetch():
     with open("stolen.py") as f:
         return f.read()
 ''') + HONEST_MODULE,
-        cheated=FORWARD, words=("FileNotFoundError",), marks=needs_sandbox,
+        cheated=FORWARD, words=("FileNotFoundError", CONFINED), marks=needs_sandbox,
     ),
     case(
         # the repository's history holds every reference and hidden check
@@ -458,7 +459,8 @@ def _fetch():
          "HEAD:solutions/optimization/layer_norm.py"],
         capture_output=True, text=True, check=True).stdout
 ''') + HONEST_MODULE,
-        cheated=FORWARD, words=("CalledProcessError", "FileNotFoundError"), marks=needs_sandbox,
+        cheated=FORWARD, words=("CalledProcessError", "FileNotFoundError", CONFINED),
+        marks=needs_sandbox,
     ),
     case(
         "nbgrader-gradebook",
@@ -658,7 +660,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     worker.join()
     return out[0]
 ''' + HONEST_MODULE,
-        cheated=FORWARD, words=(FORBIDS,),
+        cheated=FORWARD, words=(FORBIDS, CONFINED),
     ),
     case(
         # _thread does not go through threading.setprofile / settrace
@@ -674,7 +676,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
         time.sleep(0.001)
     return out[0]
 ''' + HONEST_MODULE,
-        cheated=FORWARD, words=(FORBIDS,),
+        cheated=FORWARD, words=(FORBIDS, CONFINED),
     ),
     case(
         "forbidden-call-in-a-forked-process",
@@ -698,7 +700,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     os.waitpid(pid, 0)
     return torch.load(io.BytesIO(data))
 ''' + HONEST_MODULE,
-        cheated=FORWARD[:4], words=(FORBIDS,),
+        cheated=FORWARD[:4], words=(FORBIDS, CONFINED),
     ),
     case(
         # a thread sits between the serving loop and the grader and erases every finding
@@ -964,7 +966,8 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
             os._exit(0)
     return x
 ''' + HONEST_MODULE,
-        cheated=FORWARD, words=("differs",),
+        cheated=FORWARD, words=("differs", CONFINED, "does not define"), honest=(),
+        notes=(CONFINED,),
     ),
     case(
         # overwrite the reference with its own wrong code, the checks, the engine, the
@@ -1099,16 +1102,11 @@ def grade_source(tmp_path: Path, source: str | bytes, unit, suffix: str = ".py")
 KNOWN_HOLES = {
     "swap-watch-code-under-its-wrapper": "the tripwire checks a wrapper's code, not the "
     "wrapped generator's",
-    "patch-importlib-to-blind-resolve": "forbidden names are resolved with importlib at call "
-    "time, inside the learner's process",
     "frame-surgery-clears-rules": "the rules live in the child's serve() frame",
     "gc-empties-frozen-forbid-rules": "frozen dataclasses can still be mutated with "
     "object.__setattr__",
     "frame-surgery-blinds-integrity-snapshot": "the snapshot object is reachable from frames",
     "man-in-the-middle-on-the-reply-pipe": "the child's reply pipe can be replaced by a proxy",
-    "forbidden-call-in-a-raw-thread": "_thread.start_new_thread escapes the profile hook and "
-    "the per-thread torch-function mode and profiler",
-    "forbidden-call-in-a-forked-process": "a fork's forbidden calls are recorded in the fork",
 }
 CASES = [
     pytest.param(*p.values, id=p.id, marks=[*p.marks, pytest.mark.xfail(

@@ -3,7 +3,8 @@
 It is forked from a fork server that has already imported torch (so torch is imported once
 per grading run), then: starts its own session (so the grader can kill it and everything it
 spawned), applies resource limits, moves into a fresh temporary directory, scrubs the
-environment to what Python and torch need, hides the course's
+environment to what Python and torch need, refuses new processes and threads
+(:mod:`course.grading.confine`), hides the course's
 ``solutions`` and ``autograder`` packages, captures output with a cap, turns TF32 off, and
 serves requests from the grader: ``load`` (execute the learner's cells) and ``probe``.
 
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 
 from course.grading import encode as enc
+from course.grading.confine import confine
 from course.grading.forbidden import Forbid
 from course.grading.integrity import Snapshot
 from course.grading.probes import execute
@@ -143,6 +145,7 @@ def serve(conn, config: ChildConfig) -> None:
     writer = _prepare(config)
     device = torch.device(config.device)
     rules = list(config.rules)
+    confine()  # no processes or Python threads from here on (before the snapshot sees _thread)
     # Everything the loop needs is bound to locals now, before learner code exists.
     snapshot = Snapshot()
     run_probe, run_cells, to_bytes, from_bytes = (

@@ -117,7 +117,11 @@ def grade_runner(
     ctx = unit_context(unit, device)
     result = UnitResult(unit.slug, unit.number, unit.title, device, runner.isolation, submission)
     prev_tf32 = torch.backends.cuda.matmul.allow_tf32
+    prev_threads = torch.get_num_threads()
     torch.backends.cuda.matmul.allow_tf32 = False
+    # References are small float64 computations; one thread, like the learner's child, keeps
+    # a grader and its child from fighting over the cores (and batch workers from each other).
+    torch.set_num_threads(1)
     try:
         loaded = runner.load()
         result.notes.extend(loaded.problems)
@@ -133,6 +137,7 @@ def grade_runner(
             result.checks.append(_run_one(info, fn, ctx, runner, loaded.fatal))
     finally:
         torch.backends.cuda.matmul.allow_tf32 = prev_tf32
+        torch.set_num_threads(prev_threads)
     result.seconds = time.perf_counter() - started
     return result
 
