@@ -6,17 +6,22 @@
 - :mod:`course.data.linear_teacher`: noisy linear regression from a random linear teacher.
 """
 
+from course.data.cells import touching_cells
 from course.data.digits import DigitSplit, load_digits
 from course.data.linear_teacher import LinearTask, expected_test_error, noisy_linear_regression
+from course.data.patterns import encoder_patterns, xor
 from course.data.sequences import copy_task, long_lag_bits, reverse_task, sort_task
 from course.data.toy2d import gaussian_mixture, moons, swiss_roll
 
 __all__ = [
+    "touching_cells",
     "DigitSplit",
     "load_digits",
     "LinearTask",
     "expected_test_error",
     "noisy_linear_regression",
+    "encoder_patterns",
+    "xor",
     "copy_task",
     "long_lag_bits",
     "reverse_task",
