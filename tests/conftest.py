@@ -45,3 +45,24 @@ def write(tmp_path):
 
 def pytest_configure(config):
     os.environ.setdefault("COURSE_PROBE_TIMEOUT", "30")
+
+
+def assert_release_clean(text: str, unit: catalogue.Unit) -> list[str]:
+    """A released notebook's text holds none of the master's solution lines and names no
+    hidden check (as a whole word); returns the unit's public check ids, which it may name."""
+    import json
+    import re
+
+    from course.grading.checks import load_checks, master_source
+    from course.markers import solution_lines
+
+    leaked = [line for line in solution_lines(master_source(unit))
+              if len(line) > 12 and json.dumps(line)[1:-1] in text]
+    assert not leaked, leaked
+    checks = load_checks(unit).checks
+    hidden = [info.id for info, _ in checks if not info.public]
+    named = [h for h in hidden if re.search(rf"\b{re.escape(h)}\b", text)]
+    assert not named, f"hidden checks named in the release: {named}"
+    public = [info.id for info, _ in checks if info.public]
+    assert public and hidden
+    return public

@@ -22,7 +22,7 @@ from course import catalogue
 from course.export import nbgrader as nbg
 from course.export import simulate
 from course.grading.checks import load_checks, master_source
-from course.markers import solution_lines
+from tests.conftest import assert_release_clean
 
 pytestmark = pytest.mark.slow
 UNITS = ["layer-norm", "gelu"]
@@ -82,14 +82,7 @@ def _scores(path: Path) -> dict[str, float]:
 def test_release_holds_no_solution_and_no_hidden_check(course_dir):
     unit = course_dir["unit"]
     text = course_dir["release"].read_text(encoding="utf-8")
-    leaked = [line for line in solution_lines(master_source(unit))
-              if len(line) > 12 and json.dumps(line)[1:-1] in text]
-    assert not leaked, leaked
-    checks = load_checks(unit).checks
-    hidden = [info.id for info, _ in checks if not info.public]
-    public = [info.id for info, _ in checks if info.public]
-    assert hidden and public
-    assert not [h for h in hidden if f'"{h}"' in text], "a hidden check is named in the release"
+    public = assert_release_clean(text, unit)
     assert all(f'\\"{p}\\"' in text for p in public), "public checks are visible"
     assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
     assert "YOUR CODE HERE" in text

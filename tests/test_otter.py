@@ -26,7 +26,8 @@ from course.cli import main
 from course.export import otter, simulate
 from course.grading.checks import load_checks, master_source
 from course.grading.engine import grade_submission
-from course.markers import has_solution, solution_lines
+from course.markers import has_solution
+from tests.conftest import assert_release_clean
 
 UNITS = ["layer-norm", "gelu"]
 STUDENTS = ["reference", "stub", "mistake", "syntax-error", "warnings"]
@@ -159,15 +160,7 @@ def round_trip(request, tmp_path_factory):
 def test_release_holds_no_solution_and_no_hidden_check(round_trip):
     unit = round_trip["unit"]
     text = round_trip["release"].read_text(encoding="utf-8")
-    leaked = [line for line in solution_lines(master_source(unit))
-              if len(line) > 12 and json.dumps(line)[1:-1] in text]
-    assert not leaked, leaked
-    checks = load_checks(unit).checks
-    hidden = [info.id for info, _ in checks if not info.public]
-    public = [info.id for info, _ in checks if info.public]
-    assert hidden and public
-    named = [h for h in hidden if re.search(rf"\b{re.escape(h)}\b", text)]
-    assert not named, f"hidden checks named in the release: {named}"
+    public = assert_release_clean(text, unit)
     assert all(f"'{p}'" in text for p in public), "public checks are in the release's tests"
     assert "BEGIN SOLUTION" not in text and "HIDDEN" not in text
     assert "MISTAKES" not in text and "def test_" in text

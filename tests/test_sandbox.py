@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,14 +68,46 @@ def test_sandbox_hides_references_network_and_writes():
     assert seen["processes"] < 10  # its own process tree, not the machine's
 
 
-def test_processes_left_behind_are_killed():
-    with IsolatedRunner([(1, SNOOP)], "cpu", []) as runner:
-        assert runner.run(Call("daemon", (torch.ones(1),)))["ok"]
+def test_learner_code_cannot_start_processes_or_threads():
+    """Daemons, forks, subprocesses, threads and ctypes' libc are refused in the child, in
+    words, and nothing is left running under the fork server."""
+    attempts = {
+        "daemon": "daemon(x)",
+        "subprocess": "__import__('subprocess').run(['true'])",
+        "fork_exec": "__import__('_posixsubprocess').fork_exec()",
+        "thread": "__import__('_thread').start_new_thread(print, ())",
+        "ctypes": "__import__('ctypes').CDLL(None).fork()",
+    }
+    code = SNOOP + "".join(f"\ndef try_{name}(x):\n    {call}\n    return x\n"
+                           for name, call in attempts.items())
+    with IsolatedRunner([(1, code)], "cpu", []) as runner:
+        for name in attempts:
+            reply = runner.run(Call(f"try_{name}", (torch.ones(1),)))
+            assert not reply["ok"], name
+            assert reply["error"]["type"] == "PermissionError", (name, reply["error"])
+            assert "not allowed while your code is graded" in reply["error"]["message"]
         server = forkserver.server_pid()
+        assert len(sandbox.descendants(server)) <= 1  # the child itself, nothing it started
+
+
+def test_reaper_kills_a_process_tree():
+    """What escapes anyway (defence in depth) is killed before the next submission."""
+    import subprocess
+
+    proc = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"],
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while len(sandbox.descendants(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(sandbox.descendants(proc.pid)) >= 2
+        assert sandbox.reap_descendants(proc.pid) >= 2
         time.sleep(0.2)
-        assert len(sandbox.descendants(server)) >= 2  # the child and the escaped daemon
-    time.sleep(0.2)
-    assert sandbox.descendants(server) == []
+        assert [p for p in sandbox.descendants(proc.pid)
+                if Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"] == []
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_fallback_is_labelled(monkeypatch):

@@ -248,7 +248,7 @@ def _valid_size(size, depth):
 def test_unet_layout(grader):
     """UNet has down / up / dec / head with the contract's names and shapes"""
     for args in [(1, 2, 3, 4, 1), (3, 5, 2, 2, 0), (1, 2, 1, 4, 1), (2, 3, 4, 2, 0)]:
-        grader.compare(Call("@unet.layout", ("UNet", args)),
+        grader.compare(Call("@modules.layout", ("UNet", args)),
                        case=f"parameter names/shapes of {_describe(*args)}", exact=True)
 
 

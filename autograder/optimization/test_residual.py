@@ -207,7 +207,7 @@ def _mode(train):
 
 
 def _layout(grader, name, args, case):
-    grader.compare(Call("@residual.layout", (name, args)), case=case, exact=True)
+    grader.compare(Call("@modules.layout", (name, args)), case=case, exact=True)
 
 
 # (in_ch, out_ch, stride, N, H, W): identity, channel projection, resolution-only projection,

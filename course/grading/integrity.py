@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import types
 
-WATCHED_MODULES = ("builtins", "_thread")  # _thread: the refusing thread starters
+WATCHED_MODULES = ("builtins", "_thread", "_posixsubprocess")  # the refusing starters
 # torch's own modules change legitimately (lazy imports re-wrap functions such as
 # torch.manual_seed), so only the classes detection relies on are watched there.
 WATCHED_CLASSES = (

@@ -1,4 +1,4 @@
-"""Drivers for unit 2.3 `residual`.
+"""Drivers shared by units whose exercise is an ``nn.Module`` (2.3 residual, 1.5 unet).
 
 ``layout`` builds a module of the implementation and reports the *names and shapes* of its
 parameters and buffers, without their values. Freshly built weights are random and their values
