@@ -60,8 +60,12 @@ def bwrap_arguments() -> list[str]:
         "--unshare-user", "--uid", "65534", "--gid", "65534",
         "--die-with-parent", "--new-session",
     ]
-    # a fresh /tmp hides the machine's, but the course and its Python may live there (CI)
-    needed = {paths.ROOT, Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent}
+    # a fresh /tmp hides the machine's, but the course (its package, and the ROOT holding
+    # solutions/ and autograder/, which COURSE_ROOT may put elsewhere) and its Python may live
+    # there (CI)
+    package = Path(paths.__file__).resolve().parent  # the package alone: not its checkout
+    needed = {paths.ROOT, package, Path(sys.prefix), Path(sys.base_prefix),
+              Path(sys.executable).parent}
     for path in sorted(p.resolve() for p in needed):
         if path.is_relative_to("/tmp"):
             args += ["--ro-bind", str(path), str(path)]
