@@ -55,7 +55,8 @@ def safe_name(name: str) -> str:
     return cleaned[:120]
 
 
-def _files_of(folder: Path) -> list[Path]:
+def submission_files(folder: Path) -> list[Path]:
+    """The notebooks and .py files below ``folder`` (Jupyter checkpoints left out), sorted."""
     return sorted(p for p in folder.rglob("*")
                   if p.is_file() and p.suffix in SUFFIXES and ".ipynb_checkpoints" not in p.parts)
 
@@ -97,7 +98,7 @@ def folder_jobs(root: Path, units: list[Unit]) -> list[Job]:
             files = [entry] if entry.suffix in SUFFIXES else []
             problem = "" if files else (f"{entry.name} is not a notebook (.ipynb) or a .py file")
         else:
-            files = _files_of(entry)
+            files = submission_files(entry)
             problem = "" if files else f"{entry.name}/ holds no .ipynb or .py file"
         for unit in units:
             path = pick_file(files, unit) if files else None
@@ -116,7 +117,7 @@ def nbgrader_jobs(course_dir: Path, assignment: str, units: list[Unit],
     jobs = []
     for student in sorted(students):
         folder = submitted / student / assignment
-        files = _files_of(folder) if folder.is_dir() else []
+        files = submission_files(folder) if folder.is_dir() else []
         for unit in units:
             path = pick_file(files, unit) if files else None
             problem = "" if path else (f"no submission of {assignment} in {folder}" if not files
@@ -241,8 +242,8 @@ def grade_all(jobs: list[Job], out: Path, workers: int = 2, device: str = "cpu",
                 progress(kept, True)
         else:
             todo.append(job)
-    for record in _run_pool(todo, workers, device):
-        write_atomic(record_path(out, _job_of(record, todo)), json.dumps(record, indent=1))
+    for job, record in _run_pool(todo, workers, device):
+        write_atomic(record_path(out, job), json.dumps(record, indent=1))
         records[(record["student"], record["unit"])] = record
         if progress:
             progress(record, False)
@@ -251,11 +252,7 @@ def grade_all(jobs: list[Job], out: Path, workers: int = 2, device: str = "cpu",
     return ordered
 
 
-def _job_of(record: dict, jobs: list[Job]) -> Job:
-    return next(j for j in jobs if j.student == record["student"] and j.unit.slug == record["unit"])
-
-
-def _run_pool(jobs: list[Job], workers: int, device: str) -> Iterable[dict]:
+def _run_pool(jobs: list[Job], workers: int, device: str) -> Iterable[tuple[Job, dict]]:
     """Grade ``jobs`` in ``workers`` spawned processes; a broken pool is replaced and the
     unfinished jobs tried once more, then reported as grader errors."""
     import multiprocessing
@@ -279,13 +276,13 @@ def _run_pool(jobs: list[Job], workers: int, device: str) -> Iterable[dict]:
                     except Exception as exc:
                         record = make_record(job, "error", f"the grader failed: {exc}", None)
                     done.append(job)
-                    yield record
+                    yield job, record
             except BrokenProcessPool:
                 pending = [j for j in pending if j not in done]
                 if attempt == 1:
                     for job in pending:
-                        yield make_record(job, "error", "a grading worker died while grading "
-                                          "this submission", None)
+                        yield job, make_record(job, "error", "a grading worker died while "
+                                               "grading this submission", None)
                     return
                 continue
         return

@@ -81,7 +81,7 @@ def _failure(message: str, max_score: float) -> dict:
 
 def grade_folder(slug: str, submission_dir: Path, results: Path) -> dict:
     """Grade the one submission in ``submission_dir`` and write ``results``; the JSON."""
-    from course.batch import SUFFIXES, pick_file
+    from course.batch import pick_file, submission_files
     from course.forkserver import prestart
 
     prestart()  # the fork server imports torch while this process does
@@ -91,8 +91,7 @@ def grade_folder(slug: str, submission_dir: Path, results: Path) -> dict:
 
     unit = find(slug)
     max_score = load_checks(unit).max_score
-    files = sorted(p for p in Path(submission_dir).rglob("*")
-                   if p.is_file() and p.suffix in SUFFIXES and ".ipynb_checkpoints" not in p.parts)
+    files = submission_files(Path(submission_dir))
     chosen = pick_file(files, unit) if files else None
     if chosen is None:
         found = ", ".join(p.name for p in files) or "nothing"
