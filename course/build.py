@@ -28,6 +28,19 @@ from course.markers import has_solution, strip_solutions
 
 CHECK_TAG = "course-check"
 SOLUTION_TAG = "course-solution"
+# The kernelspec JupyterLab writes when ipykernel's Python 3 kernel starts: files carry exactly
+# this, so opening one does not mark it modified.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+# What the kernel reports of its language, less the Python version (machine-specific; the only
+# field a save after running adds to a generated notebook).
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+}
 
 
 def defined_names(source: str) -> list[str]:
@@ -94,8 +107,8 @@ def build_notebook(unit: Unit) -> nbformat.NotebookNode:
 
 def notebook_metadata(unit: Unit) -> dict:
     return {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
+        "kernelspec": dict(KERNELSPEC),
+        "language_info": dict(LANGUAGE_INFO),
         "course": {"unit": unit.slug, "number": unit.number,
                    "generated_from": _relative(unit.solution_path, unit.exercise_path.parent)},
     }
@@ -135,6 +148,20 @@ def render(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb, version=4) + "\n"
 
 
+def canonical_lecture(text: str) -> str:
+    """A lecture (MyST notebook) as JupyterLab's jupytext saves it under the project's
+    ``jupytext.toml``, with the kernelspec the kernel sets: the committed form, so that opening,
+    running and saving a lecture leaves it byte for byte unchanged."""
+    from jupytext.config import load_jupytext_configuration_file
+
+    from course import paths
+
+    nb = jupytext.reads(text, fmt="md:myst")
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    config = load_jupytext_configuration_file(str(paths.ROOT / "jupytext.toml"))
+    return jupytext.writes(nb, fmt="md:myst", config=config)
+
+
 @dataclass
 class BuildResult:
     unit: Unit
@@ -147,11 +174,17 @@ def buildable_units() -> list[Unit]:
 
 
 def build(check_only: bool = False, only: list[Unit] | None = None) -> list[BuildResult]:
-    """Regenerate exercises (or, with ``check_only``, report those that are stale)."""
+    """Regenerate exercises and put lectures in their canonical form (or, with
+    ``check_only``, report the files that are stale)."""
     results = []
-    for unit in only or buildable_units():
-        text = render(build_notebook(unit))
-        path = unit.exercise_path
+    chosen = only or buildable_units()
+    jobs = [(u, u.exercise_path, lambda u=u: render(build_notebook(u))) for u in chosen]
+    lectures = only or [u for u in units() if u.lecture_path.exists()]
+    jobs += [(u, u.lecture_path,
+              lambda u=u: canonical_lecture(u.lecture_path.read_text(encoding="utf-8")))
+             for u in lectures if u.lecture_path.exists()]
+    for unit, path, make in jobs:
+        text = make()
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:
             results.append(BuildResult(unit, path, "unchanged"))

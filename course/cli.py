@@ -7,6 +7,7 @@ Exit status: 0 when every check passed, 1 when some failed, 2 when nothing could
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -16,8 +17,28 @@ from rich.table import Table
 from course import catalogue, workspace
 from course.catalogue import CONSTRAINTS, Unit
 
-console = Console(highlight=False, soft_wrap=True)
+# Reports and tables wrap at the terminal's width (soft_wrap would crop panels and tables);
+# one-line error messages are left whole for the terminal to wrap.
+console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def waited_seconds() -> float:
+    """Wall time since this process started (what the learner waited), from the kernel's
+    record of the process's start where there is one, else since the CLI was imported."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        import os
+
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.monotonic() - _IMPORTED
+
+
+_IMPORTED = time.monotonic()
 
 
 class Abort(click.ClickException):
@@ -103,6 +124,9 @@ def start(unit: str) -> None:
         path, created = workspace.start(u)
     except FileNotFoundError as exc:
         raise Abort(str(exc)) from None
+    from course.jupyter import ensure_lab_settings
+
+    ensure_lab_settings()  # lectures open as notebooks in this environment's JupyterLab
     if created:
         console.print(f"Created [bold]{path}[/bold]. Open it in JupyterLab; the lecture is "
                       f"{u.lecture_path.relative_to(catalogue.paths.ROOT)}.")
@@ -176,7 +200,8 @@ def check(units, all_units, submission, reference, json_path, device, public, no
             unreadable.append(f"{u.slug}: {exc}")
             errors.print(f"[red]error:[/red] cannot grade {u.slug}: {exc}")
             continue
-        print_result(result, console, verbose=verbose)
+        print_result(result, console, verbose=verbose,
+                     waited=waited_seconds() if len(chosen) == 1 else None)
         results.append(result)
         if not submission and not reference:
             entry = workspace.record(u, result.score, result.max_score)
@@ -190,6 +215,9 @@ def check(units, all_units, submission, reference, json_path, device, public, no
         total = sum(r.score for r in results)
         most = sum(r.max_score for r in results)
         console.print(f"[bold]Total: {total:g}/{most:g} over {len(results)} units[/bold]")
+        grading = sum(r.seconds for r in results)
+        console.print(f"[dim]You waited {waited_seconds():.1f} s in all, {grading:.1f} s of it "
+                      "grading.[/dim]")
     sys.exit(0 if all(r.passed for r in results) and not unreadable else 1)
 
 
@@ -357,7 +385,7 @@ def progress() -> None:
 @click.option("--check", "check_only", is_flag=True,
               help="Fail (exit 1) if a committed generated file is stale; write nothing.")
 def build(check_only: bool) -> None:
-    """Regenerate exercise notebooks from their master solution files."""
+    """Regenerate exercise notebooks from their masters; put lectures in canonical form."""
     from course.build import build as run_build
 
     results = run_build(check_only=check_only)
@@ -368,7 +396,8 @@ def build(check_only: bool) -> None:
     if bad:
         console.print(f"[red]{len(bad)} generated file(s) out of date: run `course build`.[/red]")
         sys.exit(1)
-    console.print(f"{len(results)} exercise notebook(s) up to date.")
+    console.print(f"{len(results)} generated or normalised file(s) (exercises, lectures) "
+                  "up to date.")
 
 
 @main.command()

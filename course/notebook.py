@@ -15,8 +15,11 @@ from course import catalogue
 class CheckReport:
     """What ``check()`` returns: shows itself as HTML in Jupyter and as text elsewhere."""
 
-    def __init__(self, result) -> None:
+    def __init__(self, result, tasks: tuple[str, ...] = (),
+                 public_total: int | None = None) -> None:
         self.result = result
+        self.tasks = tasks
+        self.public_total = public_total
 
     @property
     def passed(self) -> bool:
@@ -25,12 +28,12 @@ class CheckReport:
     def _repr_html_(self) -> str:
         from course.report import to_html
 
-        return to_html(self.result)
+        return to_html(self.result, self.tasks, self.public_total)
 
     def __repr__(self) -> str:
         from course.report import to_text
 
-        return to_text(self.result)
+        return to_text(self.result, self.tasks, self.public_total)
 
 
 class Checker:
@@ -43,7 +46,7 @@ class Checker:
     def __call__(self, *tasks: str, namespace: dict | None = None) -> CheckReport:
         from course.grading.checks import load_checks
         from course.grading.engine import grade_runner, resolve_device
-        from course.grading.runner import InProcessRunner
+        from course.grading.inprocess import InProcessRunner
 
         if not self.unit.solution_path.exists() or not self.unit.checks_path.exists():
             raise RuntimeError(
@@ -52,6 +55,8 @@ class Checker:
             )
         ns = namespace if namespace is not None else sys._getframe(1).f_globals
         device = resolve_device(self.device)
-        runner = InProcessRunner(ns, device, load_checks(self.unit).forbidden)
+        checks = load_checks(self.unit)
+        runner = InProcessRunner(ns, device, checks.forbidden)
         result = grade_runner(self.unit, runner, device, public_only=True, tasks=tasks)
-        return CheckReport(result)
+        public_total = sum(info.public for info, _ in checks.checks)
+        return CheckReport(result, tuple(tasks), public_total)

@@ -21,34 +21,56 @@ def _points(x: float) -> str:
     return f"{x:g}"
 
 
-def print_result(result: UnitResult, console: Console | None = None, verbose: bool = False):
+def print_result(result: UnitResult, console: Console | None = None, verbose: bool = False,
+                 waited: float | None = None) -> None:
+    """The terminal report. It wraps at any width (never crops), piped or not; ``waited`` is
+    the wall time the learner waited, shown beside the time spent grading."""
     console = console or Console()
+    out = _wrapping(console)
     score = f"{_points(result.score)}/{_points(result.max_score)}"
     title = f"{result.number} {result.title}  —  {score}"
     table = Table(title=title, show_lines=False, expand=False)
     table.add_column("", width=1)
-    table.add_column("check")
-    table.add_column("points", justify="right")
+    table.add_column("check", overflow="fold")
+    table.add_column("points", justify="right", no_wrap=True)
     for c in result.checks:
         style = STATUS_STYLE[c.status]
         label = c.title + ("" if c.public else "  [dim](hidden)[/dim]")
         table.add_row(Text(STATUS_MARK[c.status], style=style), label,
                       f"{_points(c.score)}/{_points(c.max_score)}")
-    console.print(table)
+    out(table)
     for note in result.notes:
-        console.print(f"[yellow]Note:[/yellow] {note}")
+        out(Text.assemble(("Note: ", "yellow"), note))
     if result.fatal:
-        console.print(f"[red]{result.fatal}[/red]")
+        out(Text(result.fatal, style="red"))
     for c in result.checks:
         if c.status != "passed" and not (result.fatal and c.output == result.fatal):
-            console.print(Panel(c.output, title=f"{c.title}", border_style=STATUS_STYLE[c.status],
-                                title_align="left"))
+            # the panel's title is a line of its own inside it: a panel title is cut to one line
+            body = Text.assemble((c.title, "bold"), "\n", c.output)
+            out(Panel(body, border_style=STATUS_STYLE[c.status]))
         elif verbose and c.status == "passed":
-            console.print(f"[green]{c.title}[/green]: {c.output}")
-    console.print(
-        f"[dim]Graded on {result.device} in {result.seconds:.1f} s; isolation: "
-        f"{ISOLATION_WORDS.get(result.isolation, result.isolation)}.[/dim]"
-    )
+            out(Text.assemble((c.title, "green"), ": ", c.output))
+    out(Text(timing_line(result, waited), style="dim"))
+
+
+def timing_line(result: UnitResult, waited: float | None = None) -> str:
+    """"Checked on cpu: grading took 1.8 s of the 6.4 s you waited; isolation: …"."""
+    took = f"grading took {result.seconds:.1f} s"
+    if waited is not None and waited > result.seconds:
+        took += f" of the {waited:.1f} s you waited (the rest is start-up: Python, torch, "
+        took += "the isolated process)"
+    isolation = ISOLATION_WORDS.get(result.isolation, result.isolation)
+    return f"Checked on {result.device}: {took}; isolation: {isolation}."
+
+
+def _wrapping(console: Console):
+    """``console.print`` that always wraps long lines (a console made with ``soft_wrap=True``
+    would otherwise crop panels and tables at its width)."""
+
+    def out(renderable) -> None:
+        console.print(renderable, soft_wrap=False, overflow="fold")
+
+    return out
 
 
 def gradescope_json(results: list[UnitResult]) -> dict:
@@ -90,7 +112,30 @@ def write_json(results: list[UnitResult], path: str | Path) -> None:
     path.write_text(json.dumps(gradescope_json(results), indent=2) + "\n", encoding="utf-8")
 
 
-def to_html(result: UnitResult) -> str:
+def verdict(result: UnitResult, tasks: tuple[str, ...] = (),
+            public_total: int | None = None) -> str:
+    """The report's first sentence. For ``check("name")`` it says which checks it ran and how
+    they relate to the whole exercise, so a task's success never reads as the exercise's."""
+    if not result.checks:
+        return "No public checks for this selection."
+    passed = sum(c.status == "passed" for c in result.checks)
+    ran = len(result.checks)
+    if not tasks:
+        if result.passed:
+            return "All public checks passed."
+        return f"{passed} of {ran} public checks passed."
+    names = ", ".join(f"`{t}`" for t in tasks)
+    whole = ""
+    if public_total is not None and public_total > ran:
+        whole = (f" The exercise has {public_total} public checks in all; `check()` runs "
+                 "every one.")
+    if result.passed:
+        return f"All {ran} public checks of {names} passed.{whole}"
+    return f"{passed} of the {ran} public checks of {names} passed.{whole}"
+
+
+def to_html(result: UnitResult, tasks: tuple[str, ...] = (),
+            public_total: int | None = None) -> str:
     """A compact HTML report for the notebook's check() cell."""
     rows = []
     for c in result.checks:
@@ -106,20 +151,17 @@ def to_html(result: UnitResult) -> str:
         )
     notes = "".join(f"<div style='color:#9a6700'>Note: {html.escape(n)}</div>"
                     for n in result.notes)
-    verdict = ("All public checks passed." if result.passed
-               else f"{sum(c.status == 'passed' for c in result.checks)} of "
-                    f"{len(result.checks)} checks passed.")
-    if not result.checks:
-        verdict = "No public checks for this selection."
+    said = html.escape(verdict(result, tasks, public_total))
     return (
         f"<div style='font-family:sans-serif'><b>{html.escape(result.number)} "
-        f"{html.escape(result.title)}</b> — {verdict}{notes}{''.join(rows)}</div>"
+        f"{html.escape(result.title)}</b> — {said}{notes}{''.join(rows)}</div>"
     )
 
 
-def to_text(result: UnitResult) -> str:
+def to_text(result: UnitResult, tasks: tuple[str, ...] = (),
+            public_total: int | None = None) -> str:
     lines = [f"{result.number} {result.title}: {_points(result.score)}/"
-             f"{_points(result.max_score)}"]
+             f"{_points(result.max_score)} — {verdict(result, tasks, public_total)}"]
     lines += [f"Note: {n}" for n in result.notes]
     for c in result.checks:
         lines.append(f"  {STATUS_MARK[c.status]} {c.title} ({_points(c.score)}/"

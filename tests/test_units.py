@@ -35,6 +35,9 @@ def test_reference_scores_full_marks(unit):
     assert not failures, failures
     assert result.score == result.max_score > 0
     assert result.isolation == sandbox.level()
+    for c in result.checks:  # a failing case and a passed case can never read the same
+        repeated = sorted({case for case in c.cases if c.cases.count(case) > 1})
+        assert not repeated, f"{c.id}: case labels used twice: {repeated}"
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=_ids)

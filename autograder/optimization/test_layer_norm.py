@@ -228,8 +228,8 @@ def test_module_forward(grader):
                 Call(module, (x,), grad=(0, "params")),
                 case=f"LayerNorm({d}) on x{list(shape)}, {dtype}, with gradients",
             )
-        grader.compare(
-            Call(Make("LayerNorm", (4,), {"eps": 0.5}, dtype=torch.float64),
-                 (_x(grader, (3, 4), torch.float64),)),
-            case="LayerNorm(4, eps=0.5)",
-        )
+    grader.compare(
+        Call(Make("LayerNorm", (4,), {"eps": 0.5}, dtype=torch.float64),
+             (_x(grader, (3, 4), torch.float64),)),
+        case="LayerNorm(4, eps=0.5)",
+    )

@@ -64,6 +64,25 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
+def fmt_pair(got: float, want: float) -> tuple[str, str]:
+    """``got`` and ``want`` with enough significant digits (6 to 17) that two different values
+    never print the same."""
+    for digits in range(6, 18):
+        a, b = f"{got:.{digits}g}", f"{want:.{digits}g}"
+        if a != b or got == want:
+            return a, b
+    return repr(got), repr(want)
+
+
+def got_expected(got: float, want: float) -> str:
+    """"got 1.0000012, expected 1.0000003 (off by 9e-07)"."""
+    a, b = fmt_pair(got, want)
+    text = f"got {a}, expected {b}"
+    if math.isfinite(got) and math.isfinite(want) and got != want:
+        text += f" (off by {abs(got - want):.2g})"
+    return text
+
+
 def compare_tensor(
     got: dict, want: dict, want64: dict, where: str, tol: Tolerance, device: str,
     exact: bool = False,
@@ -118,8 +137,8 @@ def compare_tensor(
         where,
         f"{where} differs: {int(over.sum())} of {g.numel()} values outside tolerance "
         f"(rtol {rtol:g}, atol {atol:g}); max abs error {_fmt(max_abs)}, max rel error "
-        f"{_fmt(max_rel)}; first at index {_fmt_index(first, tuple(g.shape))}: got "
-        f"{_fmt(gd.flatten()[first].item())}, expected {_fmt(wd.flatten()[first].item())}",
+        f"{_fmt(max_rel)}; first at index {_fmt_index(first, tuple(g.shape))}: "
+        f"{got_expected(gd.flatten()[first].item(), wd.flatten()[first].item())}",
         max_abs,
         max_rel,
     )
@@ -178,7 +197,7 @@ def compare_values(
             return Difference(where, f"{where} is {describe_encoded(got)}, expected a number")
         rtol, atol = tol.for_dtype(torch.float64) if exact else tol.for_dtype(torch.float32)
         if not math.isclose(float(got), float(want64), rel_tol=rtol, abs_tol=atol):
-            return Difference(where, f"{where} is {got!r}, expected {want64!r}")
+            return Difference(where, f"{where}: {got_expected(float(got), float(want64))}")
         return None
     if type(got) is not type(want) or got != want:
         return Difference(where, f"{where} is {describe_encoded(got)}, expected {want!r}")

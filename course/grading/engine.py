@@ -8,14 +8,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from course.catalogue import Unit
 from course.grading.checks import load_checks, mistake_implementation, reference
 from course.grading.grader import CheckFailure, Grader, GraderError, UnitContext
-from course.grading.runner import InProcessRunner, IsolatedRunner, Limits
 from course.grading.submission import Submission, SubmissionError, read_submission
+
+if TYPE_CHECKING:
+    from course.grading.runner import Limits
 
 ISOLATION_WORDS = {
     "bubblewrap": "bubblewrap sandbox (separate process, read-only file system without "
@@ -37,6 +40,7 @@ class CheckResult:
     public: bool
     mistake: str | None = None
     seconds: float = 0.0
+    cases: list[str] = field(default_factory=list)  # the cases that passed, in order
 
 
 @dataclass
@@ -169,6 +173,7 @@ def _run_one(info, fn, ctx, runner, fatal: str) -> CheckResult:
         public=info.public,
         mistake=mistake,
         seconds=time.perf_counter() - started,
+        cases=list(grader.cases),
     )
 
 
@@ -181,6 +186,9 @@ def grade_submission(
     public_only: bool = False,
 ) -> UnitResult:
     """Grade a notebook or .py file. Raises SubmissionError when it cannot be read at all."""
+    from course.grading.inprocess import InProcessRunner
+    from course.grading.runner import IsolatedRunner, Limits
+
     device = resolve_device(device)
     sub = submission if isinstance(submission, Submission) else read_submission(submission)
     checks = load_checks(unit)

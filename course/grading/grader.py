@@ -13,7 +13,38 @@ import torch
 
 from course.grading.compare import Difference, Tolerance, compare_values
 from course.grading.probes import execute
-from course.grading.spec import Probe, to_float64
+from course.grading.spec import Make, Probe, map_tensors, to_float64
+
+DTYPE_WORDS = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")
+
+
+def probe_dtypes(probe: Probe) -> list[str]:
+    """The floating dtypes of a probe's tensors and built modules, as words, sorted."""
+    found: set[str] = set()
+
+    def note(t: torch.Tensor) -> torch.Tensor:
+        if t.is_floating_point() or t.is_complex():
+            found.add(str(t.dtype).replace("torch.", ""))
+        return t
+
+    def note_make(make: Make) -> Make:
+        if make.dtype is not None:
+            found.add(str(make.dtype).replace("torch.", ""))
+        return make
+
+    map_tensors(probe, note, note_make)
+    return sorted(found)
+
+
+def case_label(case: str | None, probe: Probe) -> str:
+    """The words that name a case: the check's own label (or the probe's description), with
+    the dtype added when the label does not already say it, so that cases differing only in
+    dtype never read the same."""
+    label = case or probe.describe()
+    if any(word in label for word in DTYPE_WORDS):
+        return label
+    dtypes = probe_dtypes(probe)
+    return f"{label}, {'/'.join(dtypes)}" if dtypes else label
 
 
 class CheckFailure(AssertionError):
@@ -119,7 +150,7 @@ class Grader:
 
     def learner(self, probe: Probe, case: str | None = None) -> dict:
         """Run the probe on the learner's code; fail the check if it raised or cheated."""
-        case = case or probe.describe()
+        case = case_label(case, probe)
         payload = self.runner.run(probe)
         forbidden = payload.get("forbidden") or []
         if forbidden:
@@ -152,7 +183,7 @@ class Grader:
     ) -> dict:
         """Run ``probe`` on both sides and fail with a diagnosis if the learner differs."""
         tol = tol or Tolerance()
-        case = case or probe.describe()
+        case = case_label(case, probe)
         native = self.reference(probe, float64=False)
         ref64 = self.reference(probe, float64=True)
         got = self.learner(probe, case)

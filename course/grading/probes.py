@@ -255,9 +255,11 @@ def _gradients(out: Any, leaves: dict[str, torch.Tensor]) -> dict:
     if outputs:
         cots = cotangents(outputs)
         names = list(leaves)
-        values = torch.autograd.grad(
-            outputs, [leaves[n] for n in names], cots, allow_unused=True
-        )
+        # The vector-Jacobian product as the gradient of Σ⟨output, cotangent⟩: the same numbers
+        # bit for bit (the product's backward hands each output exactly its cotangent), without
+        # grad_outputs, whose shape check imports sympy (seconds) on a process's first backward.
+        contracted = sum((out * cot).sum() for out, cot in zip(outputs, cots))
+        values = torch.autograd.grad(contracted, [leaves[n] for n in names], allow_unused=True)
         for name, g in zip(names, values):
             grads[name] = None if g is None else encode(g)
     return {"__kind__": "dict", "items": grads}

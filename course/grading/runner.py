@@ -12,17 +12,16 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
-
-import torch
+from dataclasses import dataclass
 
 from course import forkserver, paths, sandbox
 from course.grading import encode as enc
 from course.grading.child import ChildConfig, serve
 from course.grading.forbidden import Forbid
-from course.grading.probes import execute
+from course.grading.inprocess import InProcessRunner, LoadResult
 from course.grading.spec import Probe
-from course.grading.submission import execute_cells
+
+__all__ = ["InProcessRunner", "IsolatedRunner", "Limits", "LoadResult"]
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 
@@ -48,14 +47,6 @@ class Limits:
             memory_bytes=int(num("COURSE_MEMORY_MB", cls.memory_bytes / 2**20) * 2**20),
             output_chars=int(num("COURSE_OUTPUT_CHARS", cls.output_chars)),
         )
-
-
-@dataclass
-class LoadResult:
-    ok: bool
-    problems: list[str] = field(default_factory=list)
-    output: str = ""
-    fatal: str = ""  # set when nothing can be graded (the process died, timed out...)
 
 
 @contextlib.contextmanager
@@ -227,33 +218,3 @@ class IsolatedRunner:
                           "where": ""},
             }
         return payload
-
-
-class InProcessRunner:
-    """Learner code in this process (the notebook kernel, or benchmarks). Not a security
-    boundary: use :class:`IsolatedRunner` for credit."""
-
-    isolation = "none"
-
-    def __init__(self, namespace: dict, device: str, rules: list[Forbid]) -> None:
-        self.ns = namespace
-        self.device = torch.device(device)
-        self.rules = list(rules)
-
-    @classmethod
-    def from_cells(cls, cells, device: str, rules: list[Forbid]) -> InProcessRunner:
-        ns, problems = execute_cells(cells, "_course_submission_inproc")
-        runner = cls(ns, device, rules)
-        runner._problems = problems
-        return runner
-
-    def load(self) -> LoadResult:
-        return LoadResult(True, list(getattr(self, "_problems", [])))
-
-    def run(self, probe: Probe, timeout: float | None = None) -> dict:
-        payload = execute(probe, self.ns, self.device, self.rules, deep=False)
-        payload.setdefault("output", "")
-        return enc.validate(payload)
-
-    def close(self) -> None:
-        pass
