@@ -22,11 +22,14 @@ Statuses: ``graded`` (checks ran; the score says how well), ``unreadable``, ``mi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
+import io
 import json
 import os
 import re
+import signal
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -150,12 +153,39 @@ def record_path(out: Path, job: Job) -> Path:
     return out / "students" / job.student / f"{job.unit.slug}.json"
 
 
+PARTIAL = ".partial-"  # in the names of files being written; never read back as results
+
+
 def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: a
+    reader (or a resumed run) sees the old file or the new one, never a part of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{PARTIAL}")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def remove_partial_files(out: Path) -> int:
+    """Delete what a killed run left half-written (temporary files of :func:`write_atomic`)."""
+    removed = 0
+    for leftover in out.rglob(f".*{PARTIAL}*"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+            removed += 1
+    return removed
+
+
+def crash_point(name: str) -> None:
+    """For the crash-consistency tests: with ``COURSE_CRASH_AT=name`` this process kills itself
+    with SIGKILL here, exactly as an outer kill at this moment would."""
+    if os.environ.get("COURSE_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _summary(result: dict) -> str:
@@ -192,6 +222,9 @@ def make_record(job: Job, status: str, message: str, result: dict | None) -> dic
 
 # -- the worker side -------------------------------------------------------------------------
 def _worker_start() -> None:
+    from course.lifetime import die_with_parent
+
+    die_with_parent()  # a killed `course grade` takes its workers (and their servers) along
     import torch  # noqa: F401  (once per worker)
 
     from course.forkserver import prestart
@@ -200,14 +233,14 @@ def _worker_start() -> None:
     prestart()
 
 
-def grade_job(job: Job, device: str) -> dict:
+def grade_job(job: Job, device: str, budget: float | None = None) -> dict:
     """Grade one job (runs in a worker process); returns its record."""
     from course.grading.engine import SubmissionError, grade_submission
 
     if job.path is None:
         return make_record(job, "missing", job.problem or "no submission", None)
     try:
-        result = grade_submission(job.unit, job.path, device=device)
+        result = grade_submission(job.unit, job.path, device=device, budget=budget)
     except SubmissionError as exc:
         return make_record(job, "unreadable", str(exc), None)
     except Exception as exc:  # a grader failure on one submission must not stop the class
@@ -228,10 +261,11 @@ def load_record(out: Path, job: Job) -> dict | None:
 
 
 def grade_all(jobs: list[Job], out: Path, workers: int = 2, device: str = "cpu",
-              force: bool = False, progress: Callable[[dict, bool], None] | None = None
-              ) -> list[dict]:
+              force: bool = False, progress: Callable[[dict, bool], None] | None = None,
+              budget: float | None = None) -> list[dict]:
     """Grade every job not already recorded (all with ``force``); returns every record."""
     out.mkdir(parents=True, exist_ok=True)
+    remove_partial_files(out)
     records: dict[tuple[str, str], dict] = {}
     todo = []
     for job in jobs:
@@ -242,8 +276,9 @@ def grade_all(jobs: list[Job], out: Path, workers: int = 2, device: str = "cpu",
                 progress(kept, True)
         else:
             todo.append(job)
-    for job, record in _run_pool(todo, workers, device):
+    for count, (job, record) in enumerate(_run_pool(todo, workers, device, budget), start=1):
         write_atomic(record_path(out, job), json.dumps(record, indent=1))
+        crash_point(f"after-record-{count}")
         records[(record["student"], record["unit"])] = record
         if progress:
             progress(record, False)
@@ -252,7 +287,8 @@ def grade_all(jobs: list[Job], out: Path, workers: int = 2, device: str = "cpu",
     return ordered
 
 
-def _run_pool(jobs: list[Job], workers: int, device: str) -> Iterable[tuple[Job, dict]]:
+def _run_pool(jobs: list[Job], workers: int, device: str,
+              budget: float | None = None) -> Iterable[tuple[Job, dict]]:
     """Grade ``jobs`` in ``workers`` spawned processes; a broken pool is replaced and the
     unfinished jobs tried once more, then reported as grader errors."""
     import multiprocessing
@@ -264,7 +300,7 @@ def _run_pool(jobs: list[Job], workers: int, device: str) -> Iterable[tuple[Job,
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx,
                                  initializer=_worker_start) as pool:
-            futures = {pool.submit(grade_job, job, device): job for job in pending}
+            futures = {pool.submit(grade_job, job, device, budget): job for job in pending}
             done: list[Job] = []
             try:
                 for future in as_completed(futures):
@@ -298,19 +334,18 @@ def write_outputs(out: Path, records: list[dict]) -> None:
         lines.append({"student": r["student"], "unit": r["unit"], "score": f"{r['score']:g}",
                       "max_score": f"{r['max_score']:g}", "status": r["status"],
                       "message": r["message"].replace("\n", " ")})
-    path = out / "gradebook.csv"
-    with tempfile.NamedTemporaryFile("w", dir=out, delete=False, newline="",
-                                     encoding="utf-8", suffix=".csv") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(lines)
-    os.replace(handle.name, path)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    writer.writerows(lines)
+    write_atomic(out / "gradebook.csv", table.getvalue())
+    crash_point("after-gradebook-csv")
     by_student: dict[str, list[dict]] = {}
     for r in records:
         by_student.setdefault(r["student"], []).append(r)
     for student, mine in by_student.items():
         results = [UnitResult.from_dict(r["result"]) for r in mine if r["result"]]
-        data = gradescope_json(results)
+        data = gradescope_json(results, timings=False)
         problems = [f"{r['unit']}: {r['status']}: {r['message']}" for r in mine
                     if r["status"] != "graded"]
         data["output"] = "\n".join(problems + ([data["output"]] if data["output"] else []))
@@ -326,3 +361,4 @@ def write_outputs(out: Path, records: list[dict]) -> None:
             else:
                 parts.append(r["message"] + "\n")
         write_atomic(folder / "feedback.md", "\n".join(parts))
+        crash_point("after-first-student-outputs")

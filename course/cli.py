@@ -154,8 +154,11 @@ def _gradable(u: Unit) -> None:
 @click.option("--no-isolation", is_flag=True,
               help="Run learner code in this process (faster, not trustworthy; for authors).")
 @click.option("-v", "--verbose", is_flag=True, help="Also list the cases that passed.")
+@click.option("--budget", type=click.FloatRange(min=1), default=None,
+              help="Seconds all of one submission's code may take (default 60, or "
+                   "$COURSE_BUDGET); checks after it is spent score zero, not run.")
 def check(units, all_units, submission, reference, json_path, device, public, no_isolation,
-          verbose) -> None:
+          verbose, budget) -> None:
     """Grade UNIT(S) with the full hidden checks, learner code isolated."""
     if not units and not all_units:
         raise Abort("name a unit (e.g. `course check layer-norm`) or pass --all")
@@ -195,7 +198,8 @@ def check(units, all_units, submission, reference, json_path, device, public, no
                         "or pass --submission PATH")
         try:
             result = grade_submission(u, path, device=device, public_only=public,
-                                      isolation="none" if no_isolation else "process")
+                                      isolation="none" if no_isolation else "process",
+                                      budget=budget)
         except SubmissionError as exc:
             unreadable.append(f"{u.slug}: {exc}")
             errors.print(f"[red]error:[/red] cannot grade {u.slug}: {exc}")
@@ -250,8 +254,11 @@ def _selected(unit_names, part: int | None, all_units: bool) -> list[Unit]:
 @click.option("--nbgrader", "nbgrader_dir", type=click.Path(path_type=Path),
               help="An nbgrader course: grade its submitted/ tree and write the gradebook.")
 @click.option("--assignment", help="With --nbgrader: the assignment (default unit: its name).")
+@click.option("--budget", type=click.FloatRange(min=1), default=None,
+              help="Seconds all of one submission's code may take, per unit (default 60, or "
+                   "$COURSE_BUDGET).")
 def grade(path, unit_names, all_units, out, workers, force, device, nbgrader_dir,
-          assignment) -> None:
+          assignment, budget) -> None:
     """Grade a class: PATH holds one sub-folder or file per student (or use --nbgrader)."""
     import os
 
@@ -294,7 +301,7 @@ def grade(path, unit_names, all_units, out, workers, force, device, nbgrader_dir
                       f"[dim]{record['message'][:90]}[/dim]")
 
     records = batch.grade_all(jobs, out, workers=workers, device=device, force=force,
-                              progress=show)
+                              progress=show, budget=budget)
     if nbgrader_dir:
         from course.export.nbgrader import write_gradebook
 
@@ -350,13 +357,15 @@ def export_otter(directory, unit_names, part, all_units) -> None:
 @export.command("gradescope")
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--unit", "unit_name", required=True, help="The unit this assignment grades.")
-def export_gradescope(directory, unit_name) -> None:
+@click.option("--budget", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds all of a submission's code may take.")
+def export_gradescope(directory, unit_name, budget) -> None:
     """A Gradescope autograder bundle in DIRECTORY (upload DIRECTORY/autograder.zip)."""
     from course.export import gradescope
 
     unit = _unit(unit_name)
     _gradable(unit)
-    for path in gradescope.export(unit, directory):
+    for path in gradescope.export(unit, directory, budget=budget):
         console.print(f"wrote {path}")
 
 

@@ -15,6 +15,11 @@ from course.grading.engine import ISOLATION_WORDS, UnitResult
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "magenta"}
 STATUS_MARK = {"passed": "✓", "failed": "✗", "error": "!"}
+NOT_RUN_MARK = "–"
+
+
+def mark(c) -> str:
+    return STATUS_MARK[c.status] if c.ran else NOT_RUN_MARK
 
 
 def _points(x: float) -> str:
@@ -36,7 +41,7 @@ def print_result(result: UnitResult, console: Console | None = None, verbose: bo
     for c in result.checks:
         style = STATUS_STYLE[c.status]
         label = c.title + ("" if c.public else "  [dim](hidden)[/dim]")
-        table.add_row(Text(STATUS_MARK[c.status], style=style), label,
+        table.add_row(Text(mark(c), style=style), label,
                       f"{_points(c.score)}/{_points(c.max_score)}")
     out(table)
     for note in result.notes:
@@ -44,6 +49,8 @@ def print_result(result: UnitResult, console: Console | None = None, verbose: bo
     if result.fatal:
         out(Text(result.fatal, style="red"))
     for c in result.checks:
+        if not c.ran:
+            continue  # the note above names every check that did not run
         if c.status != "passed" and not (result.fatal and c.output == result.fatal):
             # the panel's title is a line of its own inside it: a panel title is cut to one line
             body = Text.assemble((c.title, "bold"), "\n", c.output)
@@ -73,9 +80,10 @@ def _wrapping(console: Console):
     return out
 
 
-def gradescope_json(results: list[UnitResult]) -> dict:
+def gradescope_json(results: list[UnitResult], timings: bool = True) -> dict:
     """Gradescope's results.json: ``score`` and ``tests[]`` (name, score, max_score, status,
-    output); course metadata goes in ``extra_data``."""
+    output); course metadata goes in ``extra_data``. ``timings=False`` leaves out the seconds
+    grading took, so that the same grades always give the same bytes (``course grade``)."""
     tests = []
     for r in results:
         for c in r.checks:
@@ -98,7 +106,7 @@ def gradescope_json(results: list[UnitResult]) -> dict:
             "units": [
                 {"unit": r.unit, "number": r.number, "score": r.score, "max_score": r.max_score,
                  "device": r.device, "isolation": r.isolation, "submission": r.submission,
-                 "seconds": round(r.seconds, 3)}
+                 **({"seconds": round(r.seconds, 3)} if timings else {})}
                 for r in results
             ],
             "isolation": sorted({r.isolation for r in results}),
@@ -145,7 +153,7 @@ def to_html(result: UnitResult, tasks: tuple[str, ...] = (),
             detail = (f"<pre style='white-space:pre-wrap;margin:4px 0 8px 18px;font-size:90%'>"
                       f"{html.escape(c.output)}</pre>")
         rows.append(
-            f"<div><span style='color:{color};font-weight:bold'>{STATUS_MARK[c.status]}</span> "
+            f"<div><span style='color:{color};font-weight:bold'>{mark(c)}</span> "
             f"{html.escape(c.title)} <span style='color:#57606a'>({_points(c.score)}/"
             f"{_points(c.max_score)})</span>{detail}</div>"
         )
@@ -164,7 +172,7 @@ def to_text(result: UnitResult, tasks: tuple[str, ...] = (),
              f"{_points(result.max_score)} — {verdict(result, tasks, public_total)}"]
     lines += [f"Note: {n}" for n in result.notes]
     for c in result.checks:
-        lines.append(f"  {STATUS_MARK[c.status]} {c.title} ({_points(c.score)}/"
+        lines.append(f"  {mark(c)} {c.title} ({_points(c.score)}/"
                      f"{_points(c.max_score)})")
         if c.status != "passed":
             lines += ["      " + line for line in c.output.splitlines()]

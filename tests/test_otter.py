@@ -30,8 +30,11 @@ from course.markers import has_solution
 from tests.conftest import assert_release_clean
 
 UNITS = ["layer-norm", "gelu"]
-STUDENTS = ["reference", "stub", "mistake", "syntax-error", "warnings"]
-ENV = {**os.environ, "COURSE_CHECK_SECONDS": "120", "PYTHONWARNINGS": "default"}
+STUDENTS = ["reference", "stub", "mistake", "syntax-error", "warnings", "infinite-loop",
+            "kernel-killer"]
+# in-kernel checks are time-limited by grade_check itself (otter run has no timeout of its own)
+ENV = {**os.environ, "COURSE_CHECK_SECONDS": "15", "COURSE_PROBE_TIMEOUT": "15",
+       "PYTHONWARNINGS": "default"}
 OTTER = [sys.executable, "-m", "otter"]
 
 
@@ -122,8 +125,13 @@ def _run(args, cwd, timeout):
 def _otter_score(zip_path: Path, submission: Path) -> tuple[float, float, dict]:
     out = submission.parent / "otter-out"
     out.mkdir()
-    _run([*OTTER, "run", "-a", str(zip_path), "-o", str(out), "--no-logo", submission.name],
-         cwd=submission.parent, timeout=600)
+    done = subprocess.run([*OTTER, "run", "-a", str(zip_path), "-o", str(out), "--no-logo",
+                           submission.name], cwd=submission.parent, env=ENV,
+                          capture_output=True, text=True, timeout=900)
+    if not (out / "results.json").exists():
+        # what stock `otter run` does when it cannot finish (the kernel died): no results
+        return (float("nan"), float("nan"), {"returncode": done.returncode,
+                                             "stderr": done.stderr[-3000:]})
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     graded = [t for t in results["tests"] if "score" in t]
     return (sum(t["score"] for t in graded), sum(t["max_score"] for t in graded), results)
@@ -150,10 +158,12 @@ def round_trip(request, tmp_path_factory):
         runs = dict(zip(STUDENTS, pool.map(lambda s: _otter_score(zip_path, paths[s]),
                                            STUDENTS)))
     graded = {name: grade_submission(unit, paths[name], device="cpu")
-              for name in ("mistake", "syntax-error", "reference")}
-    ours = {name: graded[name].score for name in ("mistake", "syntax-error")}
+              for name in ("mistake", "syntax-error", "reference", "infinite-loop",
+                           "kernel-killer")}
+    ours = {name: graded[name].score for name in ("mistake", "syntax-error", "infinite-loop")}
+    ours_killer = graded["kernel-killer"]
     return {"unit": unit, "release": release, "zip": zip_path, "runs": runs, "ours": ours,
-            "reference_notes": graded["reference"].notes}
+            "reference_notes": graded["reference"].notes, "killer": ours_killer}
 
 
 @pytest.mark.slow
@@ -171,6 +181,7 @@ def test_otter_run_scores_the_simulated_class(round_trip):
     unit = round_trip["unit"]
     total = load_checks(unit).max_score
     runs, ours = round_trip["runs"], round_trip["ours"]
+    runs = {name: run for name, run in runs.items() if name != "kernel-killer"}  # see below
     scores = {name: score for name, (score, _, _) in runs.items()}
     assert all(most == total for _, most, _ in runs.values()), "otter's total is the course's"
     expected = {"reference": total, "stub": 0.0, "warnings": total, **ours}
@@ -181,3 +192,25 @@ def test_otter_run_scores_the_simulated_class(round_trip):
     # the feedback a student sees is the check's own message, not its source
     failed = "\n".join(t.get("output", "") for t in runs["mistake"][2]["tests"])
     assert "CheckFailed" in failed and "load_checks" not in failed
+
+
+@pytest.mark.slow
+def test_otter_run_on_a_kernel_killer_and_an_infinite_loop(round_trip):
+    """The two students stock otter handles worst. The infinite loop costs, in the kernel as in
+    the isolated grader, exactly the checks of the looping task: each in-kernel check stops at
+    its own time limit (COURSE_CHECK_SECONDS) with a reason. The kernel-killer ends otter's
+    kernel: `otter run` then writes no results at all (see the README); `course grade` gives it
+    zero with the reason."""
+    unit = round_trip["unit"]
+    total = load_checks(unit).max_score
+    runs, ours = round_trip["runs"], round_trip["ours"]
+    loop_score, _, loop_results = runs["infinite-loop"]
+    assert 0 < ours["infinite-loop"] < total
+    assert loop_score == ours["infinite-loop"]
+    stopped = "\n".join(t.get("output", "") for t in loop_results["tests"])
+    assert "took longer than 15 s and was stopped" in stopped
+    killer_score, _, killer_results = runs["kernel-killer"]
+    print("otter run on the kernel-killer:", killer_score, str(killer_results)[:1500])
+    assert killer_score != killer_score or killer_score == 0  # no results, or a zero
+    killer = round_trip["killer"]
+    assert killer.score == 0 and "ended the process" in killer.fatal

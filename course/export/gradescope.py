@@ -42,12 +42,14 @@ mkdir -p "$ROOT/results"
 export COURSE_ROOT="$HERE/source"
 export COURSE_SANDBOX_HIDE="$HERE/source/solutions:$HERE/source/autograder"
 exec "${{PYTHON:-python3}}" -m course.export.gradescope {slug} "$ROOT/submission" \\
-  "$ROOT/results/results.json"
+  "$ROOT/results/results.json" --budget "${{COURSE_BUDGET:-{budget:g}}}"
 """
 
 
-def export(unit: Unit, out: Path) -> list[Path]:
-    """Write the bundle for ``unit`` under ``out``; returns setup.sh, run_autograder, zip."""
+def export(unit: Unit, out: Path, budget: float = 60.0) -> list[Path]:
+    """Write the bundle for ``unit`` under ``out``; returns setup.sh, run_autograder, zip.
+    ``budget``: the seconds a submission's code may take in all (``$COURSE_BUDGET`` at grading
+    time overrides it)."""
     out = Path(out)
     source = out / "source"
     if source.exists():
@@ -62,7 +64,7 @@ def export(unit: Unit, out: Path) -> list[Path]:
         shutil.copy2(paths.ROOT / name, source / name)
     setup, run = out / "setup.sh", out / "run_autograder"
     setup.write_text(SETUP, encoding="utf-8")
-    run.write_text(RUN.format(slug=unit.slug), encoding="utf-8")
+    run.write_text(RUN.format(slug=unit.slug, budget=budget), encoding="utf-8")
     for script in (setup, run):
         script.chmod(0o755)
     bundle = out / "autograder.zip"
@@ -79,7 +81,8 @@ def _failure(message: str, max_score: float) -> dict:
     return {"score": 0.0, "max_score": max_score, "output": message, "tests": []}
 
 
-def grade_folder(slug: str, submission_dir: Path, results: Path) -> dict:
+def grade_folder(slug: str, submission_dir: Path, results: Path,
+                 budget: float | None = None) -> dict:
     """Grade the one submission in ``submission_dir`` and write ``results``; the JSON."""
     from course.batch import pick_file, submission_files
     from course.forkserver import prestart
@@ -99,7 +102,8 @@ def grade_folder(slug: str, submission_dir: Path, results: Path) -> dict:
                         f"(found: {found}). Submit your {unit.stem}.ipynb.", max_score)
     else:
         try:
-            data = gradescope_json([grade_submission(unit, chosen, device="cpu")])
+            data = gradescope_json([grade_submission(unit, chosen, device="cpu",
+                                                     budget=budget)])
         except SubmissionError as exc:
             data = _failure(f"Your submission could not be read: {exc}", max_score)
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -108,13 +112,16 @@ def grade_folder(slug: str, submission_dir: Path, results: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    budget = None
+    if len(argv) == 5 and argv[3] == "--budget":
+        budget, argv = float(argv[4]), argv[:3]
     if len(argv) != 3:
-        print("usage: python -m course.export.gradescope UNIT SUBMISSION_DIR RESULTS_JSON",
-              file=sys.stderr)
+        print("usage: python -m course.export.gradescope UNIT SUBMISSION_DIR RESULTS_JSON "
+              "[--budget SECONDS]", file=sys.stderr)
         return 2
     slug, submission_dir, results = argv[0], Path(argv[1]), Path(argv[2])
     try:
-        data = grade_folder(slug, submission_dir, results)
+        data = grade_folder(slug, submission_dir, results, budget)
     except Exception as exc:  # always leave a results.json behind
         results.parent.mkdir(parents=True, exist_ok=True)
         data = _failure(f"The autograder failed (not your fault): {type(exc).__name__}: {exc}",

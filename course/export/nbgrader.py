@@ -184,6 +184,8 @@ def write_gradebook(course_dir: Path, assignment: str, unit: Unit, records: list
     of students written."""
     from nbgrader.api import Gradebook, MissingEntry
 
+    from course.batch import crash_point
+
     checks = load_checks(unit).checks
     notebook = Path(notebook_name(unit)).stem
     first_answer = answer_ids(unit)[0]
@@ -206,5 +208,6 @@ def write_gradebook(course_dir: Path, assignment: str, unit: Unit, records: list
                 f"Graded by `course grade` ({record['status']}): {record['score']:g}/"
                 f"{record['max_score']:g}. {record['message']}")
             written += 1
+            crash_point("inside-gradebook-db")  # before the commit: nothing half-written
         gb.db.commit()
     return written

@@ -29,10 +29,12 @@ import torch
 
 from course.grading import encode as enc
 from course.grading.confine import confine
+from course.grading.failures import Failure, error
 from course.grading.forbidden import Forbid
 from course.grading.integrity import Snapshot
 from course.grading.probes import execute
 from course.grading.submission import execute_cells
+from course.lifetime import die_with_parent
 
 BLOCKED_PACKAGES = ("solutions", "autograder")
 # The environment learner code sees: what Python, torch and CUDA need, nothing of the grader's
@@ -114,6 +116,7 @@ def _limit_memory(extra: int) -> None:
 
 
 def _prepare(config: ChildConfig) -> CappedWriter:
+    die_with_parent()  # the fork server's death ends this process too
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -148,8 +151,8 @@ def serve(conn, config: ChildConfig) -> None:
     confine()  # no processes or Python threads from here on (before the snapshot sees _thread)
     # Everything the loop needs is bound to locals now, before learner code exists.
     snapshot = Snapshot()
-    run_probe, run_cells, to_bytes, from_bytes = (
-        execute, execute_cells, enc.to_bytes, enc.request_from_bytes)
+    run_probe, run_cells, to_bytes, from_bytes, error_record = (
+        execute, execute_cells, enc.to_bytes, enc.request_from_bytes, error)
     recv, send = conn.recv_bytes, conn.send_bytes
     ns: dict = {}
     while True:
@@ -166,19 +169,19 @@ def serve(conn, config: ChildConfig) -> None:
         elif kind == "probe" and not tampered:
             reply = run_probe(request[1], ns, device, rules)
         else:
-            reply = {"ok": False, "error": {"type": "Protocol", "message": kind, "where": ""}}
+            reply = {"ok": False,
+                     "error": error_record(Failure.PROTOCOL, f"unknown request {kind!r}")}
         tampered = tampered or snapshot.changes()
         if tampered and kind == "probe":
-            reply = {"ok": False, "error": {"type": "Tampered", "where": "", "message": (
+            reply = {"ok": False, "error": error_record(Failure.TAMPERED, (
                 "your code modified the grader's own code in its process ("
-                + ", ".join(tampered) + "); nothing it returns can be trusted")}}
+                + ", ".join(tampered) + "); nothing it returns can be trusted"))}
         reply["output"] = writer.take()
         try:
             data = to_bytes(reply)
         except Exception as exc:  # an unserialisable reply is itself a finding
             data = to_bytes(
-                {"ok": False, "output": "", "error": {
-                    "type": "EncodeError", "message": str(exc), "where": ""}}
+                {"ok": False, "output": "", "error": error_record(Failure.ENCODE, str(exc))}
             )
         try:
             send(data)

@@ -5,7 +5,7 @@ come through :func:`grade_runner`."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +41,7 @@ class CheckResult:
     mistake: str | None = None
     seconds: float = 0.0
     cases: list[str] = field(default_factory=list)  # the cases that passed, in order
+    ran: bool = True  # False: not run (the submission's time budget was spent before it)
 
 
 @dataclass
@@ -138,7 +139,15 @@ def grade_runner(
                 continue
             if ids and info.id not in ids:
                 continue
+            if hasattr(runner, "current_check"):
+                runner.current_check = info.title
             result.checks.append(_run_one(info, fn, ctx, runner, loaded.fatal))
+        not_run = [c.title for c in result.checks if not c.ran]
+        if not_run:
+            result.notes.append(
+                f"Your code used up its time budget of {runner.limits.budget_seconds:g} s "
+                f"during “{runner.spent_during}”; {len(not_run)} check(s) after it were not "
+                f"run: {'; '.join(not_run)}.")
     finally:
         torch.backends.cuda.matmul.allow_tf32 = prev_tf32
         torch.set_num_threads(prev_threads)
@@ -149,9 +158,11 @@ def grade_runner(
 def _run_one(info, fn, ctx, runner, fatal: str) -> CheckResult:
     started = time.perf_counter()
     grader = Grader(ctx, runner, info.id)
-    status, output, mistake = "passed", "", None
+    status, output, mistake, ran = "passed", "", None, True
     if fatal:
         status, output = "failed", fatal
+    elif getattr(runner, "budget_spent", False):
+        status, output, ran = "failed", runner.budget_message().capitalize() + ".", False
     else:
         try:
             fn(grader)
@@ -174,6 +185,7 @@ def _run_one(info, fn, ctx, runner, fatal: str) -> CheckResult:
         mistake=mistake,
         seconds=time.perf_counter() - started,
         cases=list(grader.cases),
+        ran=ran,
     )
 
 
@@ -184,6 +196,7 @@ def grade_submission(
     isolation: str = "process",
     limits: Limits | None = None,
     public_only: bool = False,
+    budget: float | None = None,
 ) -> UnitResult:
     """Grade a notebook or .py file. Raises SubmissionError when it cannot be read at all."""
     from course.grading.inprocess import InProcessRunner
@@ -196,7 +209,10 @@ def grade_submission(
     if isolation == "none":
         runner = InProcessRunner.from_cells(sub.cells, device, checks.forbidden)
     else:
-        runner = IsolatedRunner(sub.cells, device, checks.forbidden, limits or Limits.from_env())
+        limits = limits or Limits.from_env()
+        if budget is not None:
+            limits = replace(limits, budget_seconds=budget)
+        runner = IsolatedRunner(sub.cells, device, checks.forbidden, limits)
     try:
         result = grade_runner(unit, runner, device, public_only=public_only, submission=label)
     finally:

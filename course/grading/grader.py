@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from course.grading.compare import Difference, Tolerance, compare_values
+from course.grading.failures import Failure
 from course.grading.probes import execute
 from course.grading.spec import Make, Probe, map_tensors, to_float64
 
@@ -162,9 +163,8 @@ class Grader:
         if not payload.get("ok"):
             err = payload.get("error", {})
             where = f" ({err['where']})" if err.get("where") else ""
-            if err.get("type") in ("ProbeError", "EncodeError", "Crash", "Fatal", "Tampered"):
-                text = err.get("message", "")
-                self.fail(f"{case}: {text}", case=case)
+            if Failure.of(err) is not None:  # the grader's own words
+                self.fail(f"{case}: {err.get('message', '')}", case=case)
             if err.get("type") == "NotImplementedError":
                 self.fail(f"{case}: not implemented yet (your code raised NotImplementedError)",
                           case=case)

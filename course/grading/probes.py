@@ -15,6 +15,7 @@ from torch import nn
 
 from course.grading import drivers, fixtures
 from course.grading.encode import EncodeError, encode
+from course.grading.failures import Failure, error
 from course.grading.forbidden import Forbid, watch
 from course.grading.spec import Call, Device, Fixture, Gen, Inspect, Make
 
@@ -169,9 +170,9 @@ def execute(
                 _call(probe, ns, device, rules, payload, deep)
         payload["ok"] = True
     except ProbeError as exc:
-        payload["error"] = {"type": "ProbeError", "message": str(exc), "where": ""}
+        payload["error"] = error(Failure.PROBE, str(exc))
     except EncodeError as exc:
-        payload["error"] = {"type": "EncodeError", "message": str(exc), "where": ""}
+        payload["error"] = error(Failure.ENCODE, str(exc))
     except RecursionError as exc:
         payload["error"] = describe_exception(exc)
         payload["error"]["message"] = "maximum recursion depth exceeded"

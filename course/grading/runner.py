@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from course import forkserver, paths, sandbox
 from course.grading import encode as enc
 from course.grading.child import ChildConfig, serve
+from course.grading.failures import Failure, error
 from course.grading.forbidden import Forbid
 from course.grading.inprocess import InProcessRunner, LoadResult
 from course.grading.spec import Probe
@@ -34,6 +35,9 @@ class Limits:
     probe_seconds: float = 30.0
     memory_bytes: int = 4 * 1024**3
     output_chars: int = 20_000
+    # all the time one submission's code may take (its load and every probe): once spent, the
+    # remaining checks are not run and score zero, so a hanging submission costs one budget
+    budget_seconds: float = 60.0
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -46,6 +50,7 @@ class Limits:
             probe_seconds=num("COURSE_PROBE_TIMEOUT", cls.probe_seconds),
             memory_bytes=int(num("COURSE_MEMORY_MB", cls.memory_bytes / 2**20) * 2**20),
             output_chars=int(num("COURSE_OUTPUT_CHARS", cls.output_chars)),
+            budget_seconds=num("COURSE_BUDGET", cls.budget_seconds),
         )
 
 
@@ -87,6 +92,35 @@ class IsolatedRunner:
         self.conn = None
         self.load_result: LoadResult | None = None
         self.isolation = sandbox.level()
+        self.used = 0.0  # seconds of the budget spent by the learner's code so far
+        self.current_check = ""  # the title of the check being run (set by the engine)
+        self.spent_during = ""  # the check that was running when the budget ran out
+        self.timed_out: dict[str, str] = {}  # function -> the check in which it hung
+
+    @property
+    def remaining(self) -> float:
+        return self.limits.budget_seconds - self.used
+
+    @property
+    def budget_spent(self) -> bool:
+        return bool(self.spent_during)
+
+    def budget_message(self) -> str:
+        return (f"not run: your code used up its time budget of "
+                f"{self.limits.budget_seconds:g} s; the check that was running when it ran "
+                f"out was “{self.spent_during}”")
+
+    def _timed(self, request, limit: float) -> tuple[dict | None, str, bool]:
+        """An exchange bounded by ``limit`` and by what is left of the budget; the budget is
+        charged with its wall time. Returns (payload, problem, ran out of budget)."""
+        timeout = max(0.05, min(limit, self.remaining))
+        started = time.monotonic()
+        payload, problem = self._exchange(request, timeout)
+        self.used += time.monotonic() - started
+        out_of_budget = payload is None and self.remaining <= 0.05 and timeout < limit
+        if out_of_budget and not self.spent_during:
+            self.spent_during = self.current_check or "loading your code"
+        return payload, problem, out_of_budget
 
     # -- process management -------------------------------------------------------------------
     def _start(self) -> None:
@@ -195,9 +229,16 @@ class IsolatedRunner:
             return self.load_result
         if self.load_result is not None and self.load_result.fatal:
             return self.load_result
+        if self.budget_spent:
+            self.load_result = LoadResult(False, fatal=self.budget_message().capitalize() + ".")
+            return self.load_result
         self._start()
-        payload, problem = self._exchange(("load", self.cells), self.limits.load_seconds)
-        if payload is None:
+        payload, problem, out = self._timed(("load", self.cells), self.limits.load_seconds)
+        if out:
+            result = LoadResult(False, fatal=(
+                f"Running your code failed: it did not finish loading within what is left of "
+                f"its time budget of {self.limits.budget_seconds:g} s."))
+        elif payload is None:
             result = LoadResult(False, fatal=f"Running your code failed: {problem}.")
         else:
             result = LoadResult(True, list(payload.get("problems", [])), payload.get("output", ""))
@@ -206,15 +247,25 @@ class IsolatedRunner:
         return self.load_result
 
     def run(self, probe: Probe, timeout: float | None = None) -> dict:
+        if self.budget_spent:
+            return {"ok": False, "error": error(Failure.BUDGET, self.budget_message())}
+        hung_in = self.timed_out.get(probe.name)
+        if hung_in is not None:
+            return {"ok": False, "error": error(Failure.TIMED_OUT_BEFORE, (
+                f"not run: `{probe.name}` did not finish within its time limit in “{hung_in}”, "
+                "so it is not run again"))}
         loaded = self.load()
         if loaded.fatal:
-            return {"ok": False, "error": {"type": "Fatal", "message": loaded.fatal, "where": ""}}
-        timeout = timeout or self.limits.probe_seconds
-        payload, problem = self._exchange(("probe", probe), timeout)
+            return {"ok": False, "error": error(Failure.FATAL, loaded.fatal)}
+        limit = timeout or self.limits.probe_seconds
+        payload, problem, out = self._timed(("probe", probe), limit)
+        if out:
+            return {"ok": False, "error": error(Failure.BUDGET, (
+                f"your code used up its time budget of {self.limits.budget_seconds:g} s while "
+                "this check ran; the checks after it are not run"))}
         if payload is None:
-            return {
-                "ok": False,
-                "error": {"type": "Crash", "message": f"While running this check, {problem}.",
-                          "where": ""},
-            }
+            if problem.startswith("it did not finish within the time limit"):
+                self.timed_out[probe.name] = self.current_check or "an earlier check"
+            return {"ok": False, "error": error(Failure.CRASH,
+                                                f"While running this check, {problem}.")}
         return payload

@@ -11,6 +11,8 @@ import warnings
 
 import torch
 
+from course.lifetime import die_with_parent
+
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -31,6 +33,7 @@ def _warm_up() -> None:
     torch.nn.Linear(3, 3)(x.detach().float()).sum()
 
 
+DIES_WITH_GRADER = die_with_parent()  # the grader's death (however it dies) ends the server
 SUBREAPER = _become_subreaper()
 # adopted orphans are reaped by the fork server's own loop, which warns about each one
 warnings.filterwarnings("ignore", message="forkserver: waitpid returned")
