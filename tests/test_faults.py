@@ -212,7 +212,7 @@ def test_a_function_that_hung_once_is_not_run_again(tmp_path):
     by_title = {t["name"].split(": ", 1)[1]: t for t in data["tests"]}
     forward = [t for title, t in by_title.items() if title.startswith("layer_norm ")]
     assert "did not finish within the time limit of 4 s" in forward[0]["output"]
-    assert all("not run: `layer_norm` did not finish within its time limit in “"
+    assert all("not run: `layer_norm` did not finish within the time limit of 4 s in “"
                in t["output"] for t in forward[1:]), [t["output"] for t in forward]
     backward = [t for title, t in by_title.items() if title.startswith("layer_norm_backward")]
     assert backward and all(t["score"] == t["max_score"] for t in backward)

@@ -95,7 +95,7 @@ class IsolatedRunner:
         self.used = 0.0  # seconds of the budget spent by the learner's code so far
         self.current_check = ""  # the title of the check being run (set by the engine)
         self.spent_during = ""  # the check that was running when the budget ran out
-        self.timed_out: dict[str, str] = {}  # function -> the check in which it hung
+        self.timed_out: dict[str, tuple[str, float]] = {}  # function -> (check, limit) it hung in
 
     @property
     def remaining(self) -> float:
@@ -249,11 +249,11 @@ class IsolatedRunner:
     def run(self, probe: Probe, timeout: float | None = None) -> dict:
         if self.budget_spent:
             return {"ok": False, "error": error(Failure.BUDGET, self.budget_message())}
-        hung_in = self.timed_out.get(probe.name)
-        if hung_in is not None:
+        hung = self.timed_out.get(probe.name)
+        if hung is not None:
             return {"ok": False, "error": error(Failure.TIMED_OUT_BEFORE, (
-                f"not run: `{probe.name}` did not finish within its time limit in “{hung_in}”, "
-                "so it is not run again"))}
+                f"not run: `{probe.name}` did not finish within the time limit of {hung[1]:g} s "
+                f"in “{hung[0]}”, so it is not run again"))}
         loaded = self.load()
         if loaded.fatal:
             return {"ok": False, "error": error(Failure.FATAL, loaded.fatal)}
@@ -265,7 +265,7 @@ class IsolatedRunner:
                 "this check ran; the checks after it are not run"))}
         if payload is None:
             if problem.startswith("it did not finish within the time limit"):
-                self.timed_out[probe.name] = self.current_check or "an earlier check"
+                self.timed_out[probe.name] = (self.current_check or "an earlier check", limit)
             return {"ok": False, "error": error(Failure.CRASH,
                                                 f"While running this check, {problem}.")}
         return payload
