@@ -22,7 +22,6 @@ Statuses: ``graded`` (checks ran; the score says how well), ``unreadable``, ``mi
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -30,7 +29,6 @@ import json
 import os
 import re
 import signal
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -38,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course.catalogue import Unit
+from course.files import remove_partial_files, write_atomic
 
 SUFFIXES = (".ipynb", ".py")
 CSV_FIELDS = ("student", "unit", "score", "max_score", "status", "message")
@@ -151,34 +150,6 @@ def fingerprint(job: Job) -> str:
 
 def record_path(out: Path, job: Job) -> Path:
     return out / "students" / job.student / f"{job.unit.slug}.json"
-
-
-PARTIAL = ".partial-"  # in the names of files being written; never read back as results
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: a
-    reader (or a resumed run) sees the old file or the new one, never a part of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{PARTIAL}")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def remove_partial_files(out: Path) -> int:
-    """Delete what a killed run left half-written (temporary files of :func:`write_atomic`)."""
-    removed = 0
-    for leftover in out.rglob(f".*{PARTIAL}*"):
-        with contextlib.suppress(OSError):
-            leftover.unlink()
-            removed += 1
-    return removed
 
 
 def crash_point(name: str) -> None:

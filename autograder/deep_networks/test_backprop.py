@@ -11,26 +11,14 @@ trajectory of fixed gradients, and inside a grader-owned training loop
 
 import torch
 
-from course.grading import AUTOGRAD_ENGINE, Call, Forbid, Mistake, Tolerance, check
+from course.grading import AUTOGRAD_CALLS, AUTOGRAD_ENGINE, Call, Forbid, Mistake, Tolerance, check
 
 UNIT = "backprop"
 
 FORBIDDEN = [
     # Back-propagation by hand is the exercise: no autograd anywhere in the learner's code.
     Forbid(
-        calls=(
-            "torch.Tensor.backward",
-            "torch.autograd.backward",
-            "torch.autograd.grad",
-            "torch.autograd.functional.vjp",
-            "torch.autograd.functional.jacobian",
-            "torch.func.grad",
-            "torch.func.grad_and_value",
-            "torch.func.vjp",
-            "torch.func.jacrev",
-            "torch.func.jacfwd",
-            "torch.func.jvp",
-        ),
+        calls=AUTOGRAD_CALLS,
     ),
     # The engine however reached (its own run_backward too), seen through the profiler; only
     # where gradients are graded, since profiling the 1,500-step XOR loop costs seconds.

@@ -17,6 +17,7 @@ import math
 import torch
 
 from course.grading import Call, Forbid, Inspect, Make, Mistake, check
+from course.grading.cell_checks import require_layout, require_uniform_init
 
 UNIT = "encoder-decoder"
 
@@ -218,77 +219,27 @@ def _tokens(grader, v, s, t, b):
     return grader.randint(0, v, (s, b)), grader.randint(0, v, (t, b))
 
 
-def _layout(payload, kind):
-    items = payload["out"]["items"][kind]["items"]
-    return {name: (tuple(v["data"].shape), _dt(v["data"].dtype)) for name, v in items.items()}
-
-
 # -- GRUCell ----------------------------------------------------------------------------------
 @check(points=1, public=True, task="GRUCell")
 def test_parameters(grader):
     """GRUCell has the parameter names and shapes of torch.nn.GRUCell, with and without bias"""
     for i, h in [(3, 5), (1, 1), (7, 2)]:
         for bias in (True, False):
-            probe = Inspect(Make("GRUCell", (i, h), {"bias": bias}))
-            case = f"GRUCell({i}, {h}, bias={bias})"
-            want = grader.reference(probe, float64=False)
-            got = grader.learner(probe, case)
-            for kind in ("parameters", "buffers"):
-                have, expected = _layout(got, kind), _layout(want, kind)
-                grader.require(
-                    have == expected,
-                    f"{case}: {kind} (name: (shape, dtype)) are {have}, expected {expected}. "
-                    "Use the names and shapes of torch.nn.GRUCell: weight_ih (3H, I), "
-                    "weight_hh (3H, H), bias_ih and bias_hh (3H,), the biases only when "
-                    "bias=True, and no buffers.",
-                )
-            grader.cases.append(case)
+            require_layout(
+                grader, Inspect(Make("GRUCell", (i, h), {"bias": bias})),
+                f"GRUCell({i}, {h}, bias={bias})",
+                "Use the names and shapes of torch.nn.GRUCell: weight_ih (3H, I), "
+                "weight_hh (3H, H), bias_ih and bias_hh (3H,), the biases only when "
+                "bias=True, and no buffers.",
+            )
 
 
 @check(points=1, task="GRUCell")
 def test_init(grader):
     """every parameter is initialised uniformly in [-1/sqrt(H), 1/sqrt(H)]"""
-    # For n draws from U(-b, b): mean has sd b/sqrt(3n); the biased sample variance has mean
-    # b²/3 and sd about b²·sqrt(4/(45n)). Bounds at 5 sd: each test fails a correct init with
-    # probability about 6e-7 (normal approximation), all 16 together about 1e-5.
     for i, h in [(8, 16), (2, 6)]:
-        probe = Inspect(Make("GRUCell", (i, h)))
-        case = f"GRUCell({i}, {h}) as constructed"
-        got = grader.learner(probe, case)
-        bound = 1.0 / math.sqrt(h)
-        params = got["out"]["items"]["parameters"]["items"]
-        grader.require(bool(params), f"{case} has no parameters")
-        for name, value in params.items():
-            v = value["data"].double().flatten()
-            n = v.numel()
-            where = f"{case}: {name}"
-            grader.require(n > 0, f"{where} is empty")
-            grader.require(
-                bool(v.abs().max() <= bound * (1 + 1e-6)),
-                f"{where} has values up to {float(v.abs().max()):.4g} in absolute value; "
-                f"every parameter should lie in [-1/sqrt(H), 1/sqrt(H)] = ±{bound:.4g} "
-                "(torch.nn.GRUCell's init, with H the hidden size).",
-            )
-            grader.require(
-                bool(v.max() > v.min()),
-                f"{where} is constant ({float(v[0]):.4g}); draw it uniformly in "
-                f"[-1/sqrt(H), 1/sqrt(H)].",
-            )
-            mean, var = float(v.mean()), float(v.var(unbiased=False))
-            mean_tol = 5 * bound / math.sqrt(3 * n)
-            var_tol = 5 * bound**2 * math.sqrt(4 / (45 * n))
-            grader.require(
-                abs(mean) <= mean_tol,
-                f"{where} has mean {mean:.4g}; a uniform init on ±{bound:.4g} has mean 0 "
-                f"(allowed ±{mean_tol:.3g}, 5 standard deviations over {n} values).",
-            )
-            grader.require(
-                abs(var - bound**2 / 3) <= var_tol,
-                f"{where} has variance {var:.4g}; uniform on ±1/sqrt(H) has variance "
-                f"{bound**2 / 3:.4g} (allowed ±{var_tol:.3g}, 5 standard deviations over "
-                f"{n} values). Use the bound 1/sqrt(hidden_size) for every parameter.",
-            )
-        grader.cases.append(case)
+        require_uniform_init(grader, Inspect(Make("GRUCell", (i, h))),
+                             f"GRUCell({i}, {h}) as constructed", h, "torch.nn.GRUCell")
 
 
 @check(points=2, public=True, task="GRUCell")

@@ -12,7 +12,7 @@ learner's output is looked up in the mistake bank below.
 
 import torch
 
-from course.grading import AUTOGRAD_ENGINE, Call, Forbid, Mistake, Tolerance, check
+from course.grading import AUTOGRAD_CALLS, AUTOGRAD_ENGINE, Call, Forbid, Mistake, Tolerance, check
 
 UNIT = "rnn"
 
@@ -33,23 +33,7 @@ FORBIDDEN = [
     ),
     # Both gradient algorithms are the exercise: no autograd in any form inside them.
     Forbid(
-        calls=(
-            "torch.Tensor.backward",
-            "torch.autograd.backward",
-            "torch.autograd.grad",
-            "torch.autograd.functional.vjp",
-            "torch.autograd.functional.jvp",
-            "torch.autograd.functional.jacobian",
-            "torch.autograd.forward_ad.make_dual",
-            "torch.autograd.forward_ad.unpack_dual",
-            "torch.func.grad",
-            "torch.func.grad_and_value",
-            "torch.func.vjp",
-            "torch.func.jvp",
-            "torch.func.jacrev",
-            "torch.func.jacfwd",
-            "torch.func.hessian",
-        ),
+        calls=AUTOGRAD_CALLS,
         aten=(AUTOGRAD_ENGINE,),  # the engine however reached (its own run_backward too)
         within=BY_HAND,
     ),
@@ -275,18 +259,22 @@ def test_forward_gradients(grader):
             )
 
 
+def _against_reference(grader, name: str) -> None:
+    """Loss and gradients of ``name`` vs the reference: every length of LENGTHS in float64,
+    then the float32 sizes."""
+    for t in LENGTHS:
+        problem = _problem(grader, t, 2, 4, 3, torch.float64)
+        grader.compare(Call(name, problem), case=_case(name, t, 2, 4, 3, torch.float64))
+    for t, b, h, i in SIZES_32:
+        problem = _problem(grader, t, b, h, i, torch.float32)
+        grader.compare(Call(name, problem), case=_case(name, t, b, h, i, torch.float32))
+
+
 # -- bptt_gradients --------------------------------------------------------------------------
 @check(points=3, public=True, task="bptt_gradients")
 def test_bptt(grader):
     """bptt_gradients: loss and gradients for T = 1 … 30, batch 1 and more, H ≠ I"""
-    for t in LENGTHS:
-        problem = _problem(grader, t, 2, 4, 3, torch.float64)
-        grader.compare(Call("bptt_gradients", problem),
-                       case=_case("bptt_gradients", t, 2, 4, 3, torch.float64))
-    for t, b, h, i in SIZES_32:
-        problem = _problem(grader, t, b, h, i, torch.float32)
-        grader.compare(Call("bptt_gradients", problem),
-                       case=_case("bptt_gradients", t, b, h, i, torch.float32))
+    _against_reference(grader, "bptt_gradients")
 
 
 @check(points=2, task="bptt_gradients")
@@ -299,14 +287,7 @@ def test_bptt_equals_autograd(grader):
 @check(points=3, public=True, task="rtrl_gradients")
 def test_rtrl(grader):
     """rtrl_gradients: loss and gradients for T = 1 … 30, batch 1 and more, H ≠ I"""
-    for t in LENGTHS:
-        problem = _problem(grader, t, 2, 4, 3, torch.float64)
-        grader.compare(Call("rtrl_gradients", problem),
-                       case=_case("rtrl_gradients", t, 2, 4, 3, torch.float64))
-    for t, b, h, i in SIZES_32:
-        problem = _problem(grader, t, b, h, i, torch.float32)
-        grader.compare(Call("rtrl_gradients", problem),
-                       case=_case("rtrl_gradients", t, b, h, i, torch.float32))
+    _against_reference(grader, "rtrl_gradients")
 
 
 @check(points=2, task="rtrl_gradients")

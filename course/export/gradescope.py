@@ -112,16 +112,21 @@ def grade_folder(slug: str, submission_dir: Path, results: Path,
 
 
 def main(argv: list[str]) -> int:
-    budget = None
-    if len(argv) == 5 and argv[3] == "--budget":
-        budget, argv = float(argv[4]), argv[:3]
-    if len(argv) != 3:
-        print("usage: python -m course.export.gradescope UNIT SUBMISSION_DIR RESULTS_JSON "
-              "[--budget SECONDS]", file=sys.stderr)
-        return 2
-    slug, submission_dir, results = argv[0], Path(argv[1]), Path(argv[2])
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m course.export.gradescope")
+    parser.add_argument("unit")
+    parser.add_argument("submission_dir", type=Path)
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds all of the submission's code may take")
     try:
-        data = grade_folder(slug, submission_dir, results, budget)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage
+        return 2 if exc.code else 0
+    slug, results = args.unit, args.results
+    try:
+        data = grade_folder(slug, args.submission_dir, results, args.budget)
     except Exception as exc:  # always leave a results.json behind
         results.parent.mkdir(parents=True, exist_ok=True)
         data = _failure(f"The autograder failed (not your fault): {type(exc).__name__}: {exc}",

@@ -9,11 +9,12 @@ and :func:`course.grading.engine.grade` runs them against a submission in isolat
 
 from course.grading.checks import check
 from course.grading.compare import Tolerance
-from course.grading.forbidden import AUTOGRAD_ENGINE, Forbid
+from course.grading.forbidden import AUTOGRAD_CALLS, AUTOGRAD_ENGINE, Forbid
 from course.grading.grader import CheckFailure, Grader, Mistake
 from course.grading.spec import Call, Device, Fixture, Gen, Inspect, Make
 
 __all__ = [
+    "AUTOGRAD_CALLS",
     "AUTOGRAD_ENGINE",
     "Call",
     "CheckFailure",

@@ -139,15 +139,11 @@ def grade_runner(
                 continue
             if ids and info.id not in ids:
                 continue
-            if hasattr(runner, "current_check"):
-                runner.current_check = info.title
+            runner.current_check = info.title
             result.checks.append(_run_one(info, fn, ctx, runner, loaded.fatal))
         not_run = [c.title for c in result.checks if not c.ran]
         if not_run:
-            result.notes.append(
-                f"Your code used up its time budget of {runner.limits.budget_seconds:g} s "
-                f"during “{runner.spent_during}”; {len(not_run)} check(s) after it were not "
-                f"run: {'; '.join(not_run)}.")
+            result.notes.append(runner.budget_note(not_run))
     finally:
         torch.backends.cuda.matmul.allow_tf32 = prev_tf32
         torch.set_num_threads(prev_threads)
@@ -161,8 +157,8 @@ def _run_one(info, fn, ctx, runner, fatal: str) -> CheckResult:
     status, output, mistake, ran = "passed", "", None, True
     if fatal:
         status, output = "failed", fatal
-    elif getattr(runner, "budget_spent", False):
-        status, output, ran = "failed", runner.budget_message().capitalize() + ".", False
+    elif runner.budget_spent:
+        status, output, ran = "failed", runner.budget_message(), False
     else:
         try:
             fn(grader)

@@ -39,6 +39,25 @@ from torch.overrides import TorchFunctionMode
 # Any run of the autograd engine (``Tensor.backward``, ``torch.autograd.grad``, the engine's own
 # ``run_backward``, however reached): the profiler records one event per node it evaluates.
 AUTOGRAD_ENGINE = "autograd::engine::evaluate_function"
+# Every public entry point to automatic differentiation, for units whose gradients are the
+# exercise (forbid them with ``Forbid(calls=AUTOGRAD_CALLS, aten=(AUTOGRAD_ENGINE,))``).
+AUTOGRAD_CALLS = (
+    "torch.Tensor.backward",
+    "torch.autograd.backward",
+    "torch.autograd.grad",
+    "torch.autograd.functional.vjp",
+    "torch.autograd.functional.jvp",
+    "torch.autograd.functional.jacobian",
+    "torch.autograd.forward_ad.make_dual",
+    "torch.autograd.forward_ad.unpack_dual",
+    "torch.func.grad",
+    "torch.func.grad_and_value",
+    "torch.func.vjp",
+    "torch.func.jvp",
+    "torch.func.jacrev",
+    "torch.func.jacfwd",
+    "torch.func.hessian",
+)
 _EVENT_LABELS = {AUTOGRAD_ENGINE: "the autograd engine (backward)"}
 
 

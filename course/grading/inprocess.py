@@ -31,6 +31,9 @@ class InProcessRunner:
     boundary: use :class:`IsolatedRunner` for credit."""
 
     isolation = "none"
+    # no time budget in-kernel (the notebook's checks have their own time limits)
+    budget_spent = False
+    current_check = ""
 
     def __init__(self, namespace: dict, device: str, rules: list[Forbid]) -> None:
         self.ns = namespace

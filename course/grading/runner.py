@@ -96,6 +96,7 @@ class IsolatedRunner:
         self.current_check = ""  # the title of the check being run (set by the engine)
         self.spent_during = ""  # the check that was running when the budget ran out
         self.timed_out: dict[str, tuple[str, float]] = {}  # function -> (check, limit) it hung in
+        self.hit_time_limit = False  # the last exchange ran out of time
 
     @property
     def remaining(self) -> float:
@@ -106,9 +107,16 @@ class IsolatedRunner:
         return bool(self.spent_during)
 
     def budget_message(self) -> str:
-        return (f"not run: your code used up its time budget of "
+        """Why a check was not run, as its feedback: "Not run: your code used up …"."""
+        return (f"Not run: your code used up its time budget of "
                 f"{self.limits.budget_seconds:g} s; the check that was running when it ran "
-                f"out was “{self.spent_during}”")
+                f"out was “{self.spent_during}”.")
+
+    def budget_note(self, not_run: list[str]) -> str:
+        """The report's note naming the checks the budget left unrun."""
+        return (f"Your code used up its time budget of {self.limits.budget_seconds:g} s "
+                f"during “{self.spent_during}”; {len(not_run)} check(s) after it were not "
+                f"run: {'; '.join(not_run)}.")
 
     def _timed(self, request, limit: float) -> tuple[dict | None, str, bool]:
         """An exchange bounded by ``limit`` and by what is left of the budget; the budget is
@@ -117,7 +125,7 @@ class IsolatedRunner:
         started = time.monotonic()
         payload, problem = self._exchange(request, timeout)
         self.used += time.monotonic() - started
-        out_of_budget = payload is None and self.remaining <= 0.05 and timeout < limit
+        out_of_budget = payload is None and self.hit_time_limit and timeout < limit
         if out_of_budget and not self.spent_during:
             self.spent_during = self.current_check or "loading your code"
         return payload, problem, out_of_budget
@@ -170,7 +178,9 @@ class IsolatedRunner:
         self.close()
 
     def _exchange(self, request, timeout: float) -> tuple[dict | None, str]:
-        """Send a request, wait for the reply. Returns (payload, problem-in-words)."""
+        """Send a request, wait for the reply. Returns (payload, problem-in-words); a reply
+        that did not come within ``timeout`` also sets ``self.hit_time_limit``."""
+        self.hit_time_limit = False
         assert self.conn is not None and self.proc is not None
         try:
             self.conn.send_bytes(enc.request_to_bytes(request))
@@ -181,6 +191,7 @@ class IsolatedRunner:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._kill()
+                self.hit_time_limit = True
                 return None, f"it did not finish within the time limit of {timeout:g} s"
             try:
                 ready = self.conn.poll(min(remaining, 0.5))
@@ -230,7 +241,7 @@ class IsolatedRunner:
         if self.load_result is not None and self.load_result.fatal:
             return self.load_result
         if self.budget_spent:
-            self.load_result = LoadResult(False, fatal=self.budget_message().capitalize() + ".")
+            self.load_result = LoadResult(False, fatal=self.budget_message())
             return self.load_result
         self._start()
         payload, problem, out = self._timed(("load", self.cells), self.limits.load_seconds)
@@ -264,7 +275,7 @@ class IsolatedRunner:
                 f"your code used up its time budget of {self.limits.budget_seconds:g} s while "
                 "this check ran; the checks after it are not run"))}
         if payload is None:
-            if problem.startswith("it did not finish within the time limit"):
+            if self.hit_time_limit:
                 self.timed_out[probe.name] = (self.current_check or "an earlier check", limit)
             return {"ok": False, "error": error(Failure.CRASH,
                                                 f"While running this check, {problem}.")}

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from course.files import write_atomic
+
 SETTINGS_FILE = Path(__file__).with_name("course.json")
 
 
@@ -30,10 +32,7 @@ def ensure_lab_settings(prefix: str | None = None) -> Path | None:
     try:
         if target.exists() and target.read_bytes() == wanted:
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".json.partial")
-        partial.write_bytes(wanted)
-        partial.replace(target)
+        write_atomic(target, wanted)
     except OSError:
         return None
     return target
