@@ -123,6 +123,13 @@ MISTAKES = [
         {"lr, eps, weight_decay = group[\"lr\"]": "lr, eps, weight_decay = self.defaults[\"lr\"]"},
     ),
     Mistake(
+        "decoupled-not-per-group",
+        "Your trajectory matches every group using the constructor's decay mode. `decoupled` "
+        "is a per-group option like lr: read it from each group (group['decoupled']), as one "
+        "group may use L2 decay and another decoupled decay.",
+        {"if group[\"decoupled\"]:": "if self.defaults[\"decoupled\"]:"},
+    ),
+    Mistake(
         "none-grad-as-zero",
         "Your trajectory matches treating a missing gradient (p.grad is None) as zero, so the "
         "parameter keeps moving on its old momentum. Skip such parameters entirely: no "

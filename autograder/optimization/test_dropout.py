@@ -208,7 +208,7 @@ def test_mask_global_rng(grader):
 
 @check(points=2, public=True, task="dropout")
 def test_forward(grader):
-    """dropout in training: the master's mask, kept units scaled by 1 / (1 - p)"""
+    """dropout in training: dropout_mask's mask, kept units scaled by 1 / (1 - p)"""
     for p in (0.2, 0.7):
         for shape in SHAPES:
             for dtype in DTYPES:
@@ -323,14 +323,17 @@ def test_module_train(grader):
         for dtype in DTYPES:
             x = grader.randn(4, 6, dtype=dtype)
             seed = grader.seed()
+            # forward(x) only, as nn.Dropout: the mask comes from the seeded global generator
             grader.compare(
-                Call(Make("Dropout", (p,)), (x,), {"generator": Gen(seed)}, grad=(0,)),
-                case=f"Dropout({p}) freshly built (training mode) on x[4, 6], {dtype}",
+                Call("@dropout.seeded", (Make("Dropout", (p,)), x, seed), grad=(1,)),
+                case=f"Dropout({p}) freshly built (training mode) on x[4, 6] after "
+                f"torch.manual_seed({seed}), {dtype}",
             )
             grader.compare(
-                Call(Make("Dropout", (p,), train=True), (grader.randn(2, 3, 5, dtype=dtype),),
-                     {"generator": Gen(seed + 1)}),
-                case=f"Dropout({p}).train() on x[2, 3, 5], {dtype}",
+                Call("@dropout.seeded", (Make("Dropout", (p,), train=True),
+                                         grader.randn(2, 3, 5, dtype=dtype), seed + 1)),
+                case=f"Dropout({p}).train() on x[2, 3, 5] after torch.manual_seed({seed + 1}), "
+                f"{dtype}",
             )
 
 
@@ -345,7 +348,7 @@ def test_module_eval(grader):
         for dtype in DTYPES:
             x = grader.randn(4, 6, dtype=dtype)
             grader.compare(
-                Call(Make("Dropout", (p,), train=False), (x,), {"generator": Gen(5)}, grad=(0,)),
+                Call(Make("Dropout", (p,), train=False), (x,), grad=(0,)),
                 case=f"Dropout({p}).eval() on x[4, 6], {dtype}",
             )
 

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from course.grading import Call, Forbid, Inspect, Make, Mistake, check
+from course.grading import Call, Fixture, Forbid, Inspect, Make, Mistake, check
 from course.grading.cell_checks import require_layout, require_uniform_init
 
 UNIT = "lstm"
@@ -149,6 +149,12 @@ def _cell(grader, i, h, dtype, bias=True):
                 dtype=dtype)
 
 
+def _stand_in(grader, i, h, dtype):
+    """A correct cell owned by the grader (:class:`StandInLSTMCell`), so that the checks of
+    ``lstm_forward`` grade the unrolling alone."""
+    return Fixture("StandInLSTMCell", _weights(grader, i, h, dtype, True))
+
+
 def _state(grader, b, h, dtype):
     return (grader.randn(b, h, dtype=dtype, scale=0.5), grader.randn(b, h, dtype=dtype))
 
@@ -237,49 +243,50 @@ def test_cell_no_bias(grader):
 
 @check(points=2, public=True, task="lstm_forward")
 def test_sequence_forward(grader):
-    """lstm_forward returns the stacked h_t and the final (h, c), with and without state"""
+    """lstm_forward with a correct stand-in cell: stacked h_t and final (h, c), with(out) state"""
     for t, b, i, h in [(1, 2, 3, 4), (6, 1, 2, 3), (5, 2, 1, 1)]:
         for dtype in DTYPES:
             xs = grader.randn(t, b, i, dtype=dtype)
             grader.compare(
-                Call("lstm_forward", (_cell(grader, i, h, dtype), xs)),
-                case=f"lstm_forward(LSTMCell({i}, {h}), xs[{t}, {b}, {i}]), {_dt(dtype)}",
+                Call("lstm_forward", (_stand_in(grader, i, h, dtype), xs)),
+                case=f"lstm_forward(stand-in cell({i}, {h}), xs[{t}, {b}, {i}]), {_dt(dtype)}",
             )
             grader.compare(
-                Call("lstm_forward", (_cell(grader, i, h, dtype), xs, _state(grader, b, h, dtype))),
-                case=f"lstm_forward(LSTMCell({i}, {h}), xs[{t}, {b}, {i}], (h0, c0)), "
+                Call("lstm_forward", (_stand_in(grader, i, h, dtype), xs,
+                                      _state(grader, b, h, dtype))),
+                case=f"lstm_forward(stand-in cell({i}, {h}), xs[{t}, {b}, {i}], (h0, c0)), "
                 f"{_dt(dtype)}",
             )
 
 
 @check(points=2, task="lstm_forward")
 def test_sequence_gradients(grader):
-    """lstm_forward gradients through time, w.r.t. the inputs and the parameters, T = 1..20"""
+    """lstm_forward with a stand-in cell: gradients w.r.t. inputs and initial state, T = 1..20"""
     b, i, h = 2, 3, 4
     for t in (1, 2, 3, 5, 8, 13, 20):
         xs = grader.randn(t, b, i, dtype=torch.float64)
         grader.compare(
-            Call("lstm_forward", (_cell(grader, i, h, torch.float64), xs,
+            Call("lstm_forward", (_stand_in(grader, i, h, torch.float64), xs,
                                   _state(grader, b, h, torch.float64)),
-                     grad=(1, (2, 0), (2, 1), "params")),
-            case=f"d/dxs, d/dparams of lstm_forward over T = {t}, with state, float64",
+                     grad=(1, (2, 0), (2, 1))),
+            case=f"d/dxs, d/d(h0, c0) of lstm_forward over T = {t}, stand-in cell, float64",
         )
     for t, b, i, h in [(20, 3, 5, 8), (12, 1, 2, 6), (1, 4, 3, 2)]:
         for with_state in (False, True):
             xs = grader.randn(t, b, i, dtype=torch.float32)
-            args = (_cell(grader, i, h, torch.float32), xs)
+            args = (_stand_in(grader, i, h, torch.float32), xs)
             if with_state:
                 args += (_state(grader, b, h, torch.float32),)
             grader.compare(
-                Call("lstm_forward", args, grad=(1, "params")),
-                case=f"d/dxs, d/dparams of lstm_forward(LSTMCell({i}, {h}), xs[{t}, {b}, {i}])"
+                Call("lstm_forward", args, grad=(1,)),
+                case=f"d/dxs of lstm_forward(stand-in cell({i}, {h}), xs[{t}, {b}, {i}])"
                 f"{' with state' if with_state else ''}, float32",
             )
 
 
 @check(points=1, task="lstm_forward")
 def test_sequence_no_bias_batch_one(grader):
-    """lstm_forward with bias=False, batch 1 and T = 20, forward and gradients"""
+    """lstm_forward with your own LSTMCell(bias=False), batch 1, T = 20: forward and gradients"""
     for dtype in DTYPES:
         xs = grader.randn(20, 1, 3, dtype=dtype)
         grader.compare(

@@ -55,7 +55,37 @@ class GaussianOptimalEps(nn.Module):
         return torch.sqrt(1 - abar) * (x - torch.sqrt(abar) * self.mean) / var
 
 
-FIXTURES = {"ToyEpsModel": ToyEpsModel, "GaussianOptimalEps": GaussianOptimalEps}
+class StandInLSTMCell(nn.Module):
+    """A correct LSTM cell with given weights (``torch.nn.LSTMCell``'s layout and equations,
+    gates input, forget, cell, output), written with elementary operations so that a unit
+    forbidding the library cells can hand it to the learner's ``lstm_forward``: a mistake in
+    the learner's own cell then costs only the cell's checks.
+
+    ``cell(x, state=None) -> (h, c)``, x (B, I), state a pair of (B, H) tensors or None.
+    """
+
+    def __init__(self, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
+                 bias_ih: torch.Tensor | None = None, bias_hh: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.weight_ih, self.weight_hh = weight_ih, weight_hh
+        self.bias_ih, self.bias_hh = bias_ih, bias_hh
+        self.hidden_size = weight_hh.shape[1]
+
+    def forward(self, x: torch.Tensor, state=None):
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden_size)
+            state = (zeros, zeros)
+        h, c = state
+        pre = x @ self.weight_ih.T + h @ self.weight_hh.T
+        if self.bias_ih is not None:
+            pre = pre + self.bias_ih + self.bias_hh
+        i, f, g, o = pre.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+FIXTURES = {"ToyEpsModel": ToyEpsModel, "GaussianOptimalEps": GaussianOptimalEps,
+            "StandInLSTMCell": StandInLSTMCell}
 
 
 def build(name: str, kwargs: dict, device: torch.device) -> object:

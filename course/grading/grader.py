@@ -48,6 +48,24 @@ def case_label(case: str | None, probe: Probe) -> str:
     return f"{label}, {'/'.join(dtypes)}" if dtypes else label
 
 
+def _detached_outputs(want: dict, got: dict) -> str:
+    """Words for the floating outputs the reference keeps differentiable and the learner's
+    code detached ("" when there are none); the gradient probes back-propagate through all
+    of them, so such an output is why the gradients differ."""
+    want_flags, got_flags = want.get("differentiable"), got.get("differentiable")
+    if not want_flags or got_flags is None or len(got_flags) != len(want_flags):
+        return ""
+    lost = [i for i, (w, g) in enumerate(zip(want_flags, got_flags)) if w and not g]
+    if not lost or len(lost) == len(want_flags):
+        return ""  # nothing detached, or everything: the per-input message says it better
+    which = " and ".join(f"number {i + 1}" for i in lost)
+    return (f"of the {len(want_flags)} tensors your code returns, {which} "
+            f"{'is' if len(lost) == 1 else 'are'} detached from the inputs (no autograd "
+            "history). The gradient check back-propagates through every returned tensor, so "
+            "each must stay differentiable: no .detach(), .data, torch.no_grad() or numpy on "
+            "its way.")
+
+
 class CheckFailure(AssertionError):
     """A check failed; ``str()`` is the feedback in words, ``mistake`` the diagnosed bank id."""
 
@@ -208,6 +226,9 @@ class Grader:
             return None
         want_grads = native["grads"]["items"]
         got_grads = (got.get("grads") or {}).get("items", {})
+        detached = _detached_outputs(native["grads"], got.get("grads") or {})
+        if detached:
+            return Difference("gradients", detached)
         for name, want in want_grads.items():
             label = f"gradient w.r.t. {name}"
             have = got_grads.get(name)

@@ -251,7 +251,8 @@ def _short(path: str) -> str:
 
 
 def _gradients(out: Any, leaves: dict[str, torch.Tensor]) -> dict:
-    outputs = [t for t in _floating_tensors(out) if t.requires_grad]
+    floating = _floating_tensors(out)
+    outputs = [t for t in floating if t.requires_grad]
     grads: dict[str, Any] = {name: None for name in leaves}
     if outputs:
         cots = cotangents(outputs)
@@ -263,7 +264,10 @@ def _gradients(out: Any, leaves: dict[str, torch.Tensor]) -> dict:
         values = torch.autograd.grad(contracted, [leaves[n] for n in names], allow_unused=True)
         for name, g in zip(names, values):
             grads[name] = None if g is None else encode(g)
-    return {"__kind__": "dict", "items": grads}
+    # which floating outputs (in order) autograd can reach: every one is contracted, so a
+    # detached output changes the gradients, and the grader can say which one it was
+    return {"__kind__": "dict", "items": grads,
+            "differentiable": [bool(t.requires_grad) for t in floating]}
 
 
 def clear_learner_modules() -> None:

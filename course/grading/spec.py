@@ -107,7 +107,10 @@ class Call:
 
 @dataclass(frozen=True)
 class Inspect:
-    """Build ``target`` and report its parameters' and buffers' names, shapes and dtypes."""
+    """Build ``target`` and report its parameters and buffers: names, shapes, dtypes and
+    values. Compare the values only where the exercise fixes them (``LayerNorm``'s ones and
+    zeros); for random weights use :func:`course.grading.cell_checks.require_layout` (names,
+    shapes and dtypes) and a statistical check of the initialisation."""
 
     target: Make
 

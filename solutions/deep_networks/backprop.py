@@ -142,7 +142,8 @@ def momentum_step(
     Returns:
         ``(new_params, new_velocity)``, two new dicts with the keys of ``params``:
         Δw(t) = −lr · grad + momentum · Δw(t−1) in ``new_velocity`` and w(t−1) + Δw(t) in
-        ``new_params``. The input dicts and their tensors are left unchanged.
+        ``new_params``, each in its parameter's dtype (float32 and float64 are checked). The
+        input dicts and their tensors are left unchanged.
     """
     # BEGIN SOLUTION
     new_params, new_velocity = {}, {}

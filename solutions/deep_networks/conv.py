@@ -86,6 +86,8 @@ def conv2d(
     Returns:
         (N, C_out, H_out, W_out) tensor with the dtype and device of ``x``, where
         ``H_out = conv_output_size(H, kH, stride, padding)`` and likewise for W_out.
+        Differentiable w.r.t. x, weight and bias: the checks back-propagate through your
+        operations (no ``.detach()``, ``.data``, ``torch.no_grad()`` or numpy on the way).
 
     Forbidden: ``F.conv2d``, ``torch.conv2d``, ``nn.Conv2d`` and the other library
     convolutions (``torch.convolution``, ``F.conv1d``, ``F.conv_transpose2d``, ...),

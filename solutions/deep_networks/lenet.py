@@ -85,6 +85,9 @@ class LeNet5(nn.Module):
     on its device, for every N ≥ 1 (a batch of one keeps its batch dimension):
     ``scaled_tanh`` after c1, c3, c5 and f6, each convolution's activation applied before its
     pooling (``s2(scaled_tanh(c1(x)))``), and no activation (nor softmax) after ``output``.
+    The checks load their weights by state dict, cast the model to the input's dtype
+    (``model.double()``) and back-propagate: the forward must stay differentiable w.r.t. the
+    input and every parameter.
 
     Forbidden: loading weights or models from elsewhere (``torch.load``, ``torch.hub.load``,
     ``torch.hub.load_state_dict_from_url``, ``torch.jit.load``, ...) and torchvision's models.

@@ -48,8 +48,9 @@ def center_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
         (..., h, w): the rows top … top + h − 1 and columns left … left + w − 1 of ``x``,
         with top = ⌊(H − h) / 2⌋ and left = ⌊(W − w) / 2⌋ (rounded down: when a margin is
         odd, the extra row is dropped at the bottom and the extra column at the right).
-        Same dtype and device as ``x``. Raises ``ValueError`` if the window is larger than
-        the input.
+        Same dtype and device as ``x``, and differentiable w.r.t. ``x`` (a view or a copy
+        made by indexing: the gradient flows back into the window). Raises ``ValueError`` if
+        the window is larger than the input.
 
     Forbidden: torchvision's ``center_crop`` / ``CenterCrop``.
     """
@@ -116,7 +117,9 @@ class UNet(nn.Module):
     ``dec[j]``. Finally ``head``. With padding=1 and H, W divisible by 2**(depth-1),
     H' = H and W' = W (otherwise the pools round down and the skips are cropped); with
     padding=0 each 3×3 convolution removes 2 pixels (572 → 388 for the paper's depth 5).
-    Every map must keep at least one pixel.
+    Every map must keep at least one pixel. The checks cast the model to the input's dtype
+    (``model.double()``) and back-propagate: the forward must stay differentiable w.r.t. the
+    input and every parameter.
     """
 
     def __init__(

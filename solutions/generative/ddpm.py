@@ -75,7 +75,8 @@ def q_sample(
         noise: (B, ...) standard normal noise ε, same shape as x0.
 
     Returns:
-        (B, ...) x_t = sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·ε, in x0's dtype and on x0's device.
+        (B, ...) x_t = sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·ε, in x0's dtype and on x0's device,
+        differentiable w.r.t. x0 and noise (the checks back-propagate through it).
     """
     # BEGIN SOLUTION
     abar = alphas_cumprod[t].to(device=x0.device, dtype=x0.dtype)
@@ -204,6 +205,10 @@ def ddpm_sample(
         shape: (B, ...) shape of the samples.
         betas: (T,) the variance schedule; its dtype and device are the samples'.
         generator: CPU ``torch.Generator`` for every random draw (the global one if None).
+            The draws, in this order: x_T = ``torch.randn(shape, generator=generator)``,
+            then for t = T−1, …, 1 one ``torch.randn(shape, generator=generator)`` each (none
+            at t = 0). Each is drawn in the default dtype (float32) on the CPU and then moved
+            to betas' dtype and device: drawing in float64 directly gives other numbers.
         variance: ``"beta"`` or ``"beta_tilde"``, passed to :func:`p_sample_step`.
 
     Returns:

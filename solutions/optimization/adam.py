@@ -40,7 +40,11 @@ class Adam(torch.optim.Optimizer):
     """Adam (Kingma & Ba, 2014), with L2 or decoupled (AdamW) weight decay.
 
     Args:
-        params: an iterable of tensors, or of dicts defining parameter groups.
+        params: an iterable of tensors, or of dicts defining parameter groups
+            (``{"params": [...], "lr": 0.1, "decoupled": True, ...}``). A group may override
+            any of ``lr``, ``betas``, ``eps``, ``weight_decay`` and ``decoupled``; the rest
+            come from the constructor's arguments. Each step reads every hyperparameter,
+            ``decoupled`` included, from the parameter's own group.
         lr: step size α.
         betas: (β₁, β₂), decay rates of the first and second moment estimates.
         eps: ε, added to the square root of the bias-corrected second moment.

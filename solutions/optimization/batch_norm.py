@@ -60,8 +60,9 @@ def batch_norm(
         eps: added to the variance inside the square root.
 
     Returns:
-        A tensor of the shape, dtype and device of ``x``. The running statistics are changed
-        in place (training mode only); nothing new is assigned to the names.
+        A tensor of the shape, dtype and device of ``x``, differentiable w.r.t. x, weight and
+        bias (the checks back-propagate through it with autograd). The running statistics are
+        changed in place (training mode only); nothing new is assigned to the names.
 
     Forbidden: ``F.batch_norm``, ``torch.batch_norm``, ``torch.native_batch_norm``,
     ``nn.BatchNorm1d/2d/3d``.
@@ -116,7 +117,8 @@ def batch_norm_backward(
 
     Args:
         grad_out: gradient of the loss w.r.t. the output, the shape of ``x``.
-        x: (N, C) or (N, C, H, W), the forward input.
+        x: (N, C) or (N, C, H, W), the forward input, float32 or float64; the results have
+            its dtype and device.
         weight: (C,) gain used in the forward pass, or None.
         eps: as in the forward pass.
 

@@ -108,8 +108,13 @@ class Dropout(nn.Module):
     Args:
         p: drop probability, 0 <= p <= 1 (stored as ``self.p``).
 
-    ``forward(x, generator=None)`` returns ``dropout(x, self.p, self.training, generator)``'s
-    result: random drops in training mode, the identity in eval mode.
+    ``forward(x)`` returns ``dropout(x, self.p, self.training)``'s result, like
+    ``torch.nn.Dropout``: random drops in training mode, the identity in eval mode; in x's dtype
+    and on its device, differentiable w.r.t. x. The mask
+    comes from torch's global generator (``torch.manual_seed`` makes it reproducible): after
+    ``torch.manual_seed(s)``, ``Dropout(p)(x)`` equals ``dropout(x, p)`` after the same seed.
+    An optional ``generator=`` keyword, passed on to :func:`dropout`, is allowed; the checks
+    do not use it.
     """
 
     def __init__(self, p: float = 0.5) -> None:
@@ -150,7 +155,8 @@ def paper_dropout(
         training: True: ``x * mask`` with the mask ``torch.rand(x.shape, generator=generator)
             >= 1 - p_retain`` (that is, ``dropout_mask`` with drop probability
             ``1 - p_retain``), moved to ``x``'s device, and no rescaling. False: ``p_retain * x``.
-        generator: CPU generator for the mask.
+        generator: CPU generator for the mask: one float32 draw per entry, in row-major order,
+            and no other draw (None uses torch's global generator).
 
     Returns:
         A tensor like ``x`` (same shape, dtype and device), differentiable w.r.t. ``x``.

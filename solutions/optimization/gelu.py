@@ -61,7 +61,8 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
         x: tensor of any shape, float32 or float64, on any device.
 
     Returns:
-        Tensor of the same shape, dtype and device as ``x``; finite for |x| up to 1e4.
+        Tensor of the same shape, dtype and device as ``x``; finite for |x| up to 1e4, and
+        differentiable w.r.t. ``x`` with an autograd gradient that is finite there too.
 
     Forbidden: ``torch.nn.functional.gelu`` and ``torch.nn.GELU``.
     """
@@ -86,7 +87,8 @@ def gelu_sigmoid(x: torch.Tensor) -> torch.Tensor:
         x: tensor of any shape, float32 or float64, on any device.
 
     Returns:
-        Tensor of the same shape, dtype and device as ``x``; finite for |x| up to 1e4.
+        Tensor of the same shape, dtype and device as ``x``; finite for |x| up to 1e4, and
+        differentiable w.r.t. ``x`` with an autograd gradient that is finite there too.
     """
     # BEGIN SOLUTION
     return x * torch.sigmoid(1.702 * x)

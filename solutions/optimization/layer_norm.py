@@ -38,7 +38,8 @@ def layer_norm(
         eps: added to the variance inside the square root.
 
     Returns:
-        (..., D) tensor, same dtype and device as ``x``.
+        (..., D) tensor, same dtype and device as ``x``, differentiable w.r.t. x, weight and
+        bias (the checks back-propagate through it with autograd).
 
     Forbidden: ``F.layer_norm``, ``torch.layer_norm``, ``nn.LayerNorm``,
     ``torch.native_layer_norm``.
@@ -80,7 +81,8 @@ def layer_norm_backward(
 
     Args:
         grad_out: (..., D) gradient of the loss w.r.t. the output.
-        x: (..., D) the forward input.
+        x: (..., D) the forward input, float32 or float64; the results have its dtype and
+            device.
         weight: optional (D,) gain used in the forward pass.
         eps: as in the forward pass.
 
@@ -123,7 +125,9 @@ class LayerNorm(nn.Module):
         dim: size D of the normalised (last) dimension.
         eps: added to the variance inside the square root.
 
-    ``forward(x)`` maps (..., D) to (..., D) using :func:`layer_norm`.
+    ``forward(x)`` maps (..., D) to (..., D) using :func:`layer_norm`, in x's dtype (the
+    checks cast the module with ``.double()`` for float64), differentiable w.r.t. x and the
+    parameters.
     """
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:

@@ -34,7 +34,9 @@ class ReLU(torch.autograd.Function):
     """The rectifier y = max(0, x), elementwise, with a hand-written backward pass.
 
     ``ReLU.apply(x)`` takes a float32 or float64 tensor of any shape on any device and returns
-    a new tensor of the same shape, dtype and device (the input is not modified). The backward
+    a new tensor of the same shape, dtype and device (the input is not modified). It is a
+    ``torch.autograd.Function``: autograd calls your ``backward``, and the checks compare the
+    gradient it gives. The backward
     pass passes ``grad_output`` through where x > 0 and returns 0 where x <= 0 (the gradient
     at exactly zero is 0).
 
@@ -83,7 +85,8 @@ def sparsity(h: torch.Tensor) -> float:
     """Fraction of the entries of ``h`` that are exactly 0.
 
     Args:
-        h: a non-empty tensor of any shape (typically a (B, U) batch of ReLU outputs).
+        h: a non-empty tensor of any shape (typically a (B, U) batch of ReLU outputs), any
+            dtype (float32 and float64 are checked).
 
     Returns:
         A Python float in [0, 1]: (number of entries equal to 0) / (number of entries).
@@ -106,7 +109,8 @@ def dead_units(h: torch.Tensor) -> float:
     """Fraction of units (last axis) that are exactly 0 for every sample of the batch.
 
     Args:
-        h: (B, U) batch of hidden activations, B >= 1 samples and U >= 1 units.
+        h: (B, U) batch of hidden activations, B >= 1 samples and U >= 1 units, any dtype
+            (float32 and float64 are checked).
 
     Returns:
         A Python float in [0, 1]: (number of units u with h[:, u] == 0 for all samples) / U.

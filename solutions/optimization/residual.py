@@ -54,7 +54,9 @@ class BasicBlock(nn.Module):
             nn.BatchNorm2d(out_ch))``.
 
     ``forward(x)`` maps (N, in_ch, H, W) to (N, out_ch, H', W') with H' = ⌈H / stride⌉,
-    W' = ⌈W / stride⌉; the ReLU comes after the addition. Any float dtype and device.
+    W' = ⌈W / stride⌉; the ReLU comes after the addition. Any float dtype and device (the
+    checks cast the block with ``.double()`` for float64), differentiable w.r.t. the input and
+    every parameter (the checks back-propagate through it).
 
     Forbidden: torchvision's ``resnet.BasicBlock`` and ``resnet.ResNet``.
     """
@@ -102,7 +104,8 @@ def make_stage(in_ch: int, out_ch: int, blocks: int, stride: int) -> nn.Sequenti
 
     Returns:
         ``nn.Sequential`` whose children are named ``"0"``, ``"1"``, ... (so state-dict keys are
-        ``0.conv1.weight``, ``1.bn2.running_var``, ...).
+        ``0.conv1.weight``, ``1.bn2.running_var``, ...). Like its blocks it works in any float
+        dtype (cast with ``.double()``) and is differentiable end to end.
     """
     # BEGIN SOLUTION
     stage = [BasicBlock(in_ch, out_ch, stride)]
@@ -138,7 +141,9 @@ class ResNet(nn.Module):
         ``fc``: ``nn.Linear(64, num_classes)``.
 
     ``forward(x)`` maps (N, 3, H, W) to logits (N, num_classes): stem (conv1, bn1, ReLU), the
-    three stages, the mean over the spatial positions, then ``fc``.
+    three stages, the mean over the spatial positions, then ``fc``. Any float dtype and
+    device (the checks cast the model with ``.double()`` for float64), differentiable w.r.t.
+    the input and every parameter.
 
     Forbidden: torchvision's ``resnet.BasicBlock`` and ``resnet.ResNet``.
     """

@@ -55,13 +55,13 @@ class AdditiveAttention(nn.Module):
     ``forward(dec_state, enc_outputs, src_mask=None) -> (context, weights)``:
         dec_state (B, dec_dim), enc_outputs (B, S, enc_dim), S >= 1; src_mask None or a bool
         (B, S) tensor, True for real tokens, False for padding, with at least one True per row.
-        Scores e_j = v·tanh(W_dec s + W_enc h_j), shape (B, S); masked scores are set to -inf
-        before a softmax over S (dim 1). Returns context (B, enc_dim) = Σ_j weights_j · h_j and
-        weights (B, S), each row summing to 1 and exactly 0 at padded positions. Float32 and
-        float64 on any device: outputs have the inputs' dtype and device. Must be
-        differentiable (the checks compare gradients w.r.t. dec_state, enc_outputs and every
-        parameter). Outputs and gradients are compared with a float64 reference to a relative
-        tolerance of 1e-4 in float32 and 1e-7 in float64.
+        Scores e_j = v·tanh(W_dec s + b_dec + W_enc h_j), shape (B, S); masked scores are set to
+        -inf before a softmax over S (dim 1). Returns context (B, enc_dim) = Σ_j weights_j · h_j
+        and weights (B, S), each row summing to 1 and exactly 0 at padded positions. Float32 and
+        float64 on any device: outputs have the inputs' dtype and device. Must be differentiable
+        (the checks compare gradients w.r.t. dec_state, enc_outputs and every parameter).
+        Outputs and gradients are compared with a float64 reference to a relative tolerance of
+        1e-4 in float32 and 1e-7 in float64.
 
     Forbidden: ``torch.nn.MultiheadAttention``, ``torch.nn.functional.scaled_dot_product_attention``
     and ``torch.nn.functional.multi_head_attention_forward``.
@@ -150,7 +150,7 @@ class AttentionDecoder(nn.Module):
             s_t = cell(cat([x_t, c_t], dim=-1), s_{t-1});
             logits_t = out(cat([s_t, c_t, x_t], dim=-1)).
         Returns logits (T, B, V) and weights (T, B, S), both stacked along a new first (time)
-        dimension, in enc_outputs' dtype and device. Gradients must flow through every step
+        dimension, in enc_outputs' dtype and device. Differentiable through every step
         (no detaching): the checks compare gradients w.r.t. enc_outputs, init_state and every
         parameter. The decoder checks run your decoder with its ``attention`` submodule's
         forward replaced by a correct additive attention with the same weights, so call the

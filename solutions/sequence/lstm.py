@@ -53,7 +53,9 @@ class LSTMCell(nn.Module):
         all initialised uniformly in [-1/sqrt(H), 1/sqrt(H)].
 
     ``forward(x, state=None)``: x is (B, I); state is a pair ``(h, c)`` of (B, H) tensors, or
-    None for zeros. Returns the new pair ``(h, c)``, each (B, H), in x's dtype and device.
+    None for zeros. Returns the new pair ``(h, c)``, each (B, H), in x's dtype and device,
+    differentiable w.r.t. x, the state and every parameter (the checks back-propagate through
+    both h and c).
 
     Forbidden: ``torch.nn.LSTMCell``, ``torch.nn.LSTM``, ``torch.lstm_cell``, ``torch.lstm``
     and anything in ``torch._VF``.
@@ -116,13 +118,16 @@ def lstm_forward(
     """Unroll ``cell`` over a sequence.
 
     Args:
-        cell: an LSTM cell, called as ``cell(x_t, state) -> (h, c)``.
+        cell: an LSTM cell, called as ``cell(x_t, state) -> (h, c)``: your ``LSTMCell``, or
+            any module called the same way (most checks of this task pass a correct stand-in
+            cell, so that a mistake in Task 1 does not cost points here).
         xs: (T, B, I) inputs, T >= 1, time first.
         state: optional initial pair ``(h_0, c_0)`` of (B, H) tensors; zeros when None.
 
     Returns:
         ``(outputs, (h_T, c_T))``: outputs (T, B, H) holds the hidden state after every step;
-        ``(h_T, c_T)`` is the final state. Same dtype and device as ``xs``.
+        ``(h_T, c_T)`` is the final state. Same dtype and device as ``xs``, differentiable
+        w.r.t. xs, the initial state and the cell's parameters through every step.
 
     Forbidden: ``torch.nn.LSTM``, ``torch.lstm`` and the other library LSTMs.
     """

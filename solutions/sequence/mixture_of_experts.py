@@ -284,6 +284,8 @@ class MoE(nn.Module):
     expert called as ``experts[e](rows)`` on its routed rows only; aux_loss (0-dim) is
     ``importance_loss(gates, loss_coef) + loss_coef * cv_squared(load)`` with load the smooth
     load when noise was drawn, else the count of routed tokens per expert in x's dtype.
+    Both are differentiable w.r.t. x and every parameter (the checks back-propagate through y
+    and aux_loss together).
     """
 
     def __init__(

@@ -39,7 +39,8 @@ def noise_distribution(counts: torch.Tensor, power: float = 0.75) -> torch.Tenso
             (int32, int64) or a floating dtype (float32, float64), on any device. At least one
             count is positive; a zero count gets probability 0 (for power > 0).
         power: the exponent p (a Python float), 0.75 by default; power=1 gives the unigram
-            distribution, power=0 the uniform one.
+            distribution, power=0 the uniform one (every word 1/V, zero counts included,
+            since 0⁰ = 1).
 
     Returns:
         (V,) float64 tensor on the device of ``counts``, non-negative and summing to 1.

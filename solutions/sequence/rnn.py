@@ -114,6 +114,7 @@ def bptt_gradients(
 
     Forbidden: autograd in any form (``Tensor.backward``, ``torch.autograd.*``,
     ``torch.func.*``, the autograd engine however reached) and the library RNNs.
+    ``.detach()`` and ``torch.no_grad()`` are allowed: only computing gradients is forbidden.
     """
     # BEGIN SOLUTION
     T, B = xs.shape[0], xs.shape[1]
@@ -200,6 +201,7 @@ def rtrl_gradients(
 
     Forbidden: autograd in any form (``Tensor.backward``, ``torch.autograd.*``,
     ``torch.func.*``, the autograd engine however reached) and the library RNNs.
+    ``.detach()`` and ``torch.no_grad()`` are allowed: only computing gradients is forbidden.
     """
     # BEGIN SOLUTION
     T, B = xs.shape[0], xs.shape[1]

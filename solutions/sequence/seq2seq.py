@@ -89,7 +89,8 @@ def beam_search(step_fn, bos: int, eos: int, beam_size: int, max_len: int):
 
     The search:
 
-    1. The beam starts as the single live hypothesis ``[bos]`` with score 0.0.
+    1. The beam starts as the single live hypothesis ``[bos]`` with score 0.0 (live even
+       when ``bos == eos``: only an appended eos finishes a hypothesis).
     2. Each step (at most ``max_len`` steps; stop early when the beam is empty) scores every
        one-token extension of every live hypothesis h by ``score(h) + log_probs[h, v]``
        (log-probabilities are **added**, never multiplied) for every token v of the

@@ -52,7 +52,9 @@ def scaled_dot_product_attention(
 
     Returns:
         ``(out, weights)``: out (..., Lq, dv) and the attention weights (..., Lq, Lk), each
-        row non-negative and summing to one; same dtype and device as ``q``.
+        row non-negative and summing to one; same dtype and device as ``q``. Both are
+        differentiable w.r.t. q, k and v (the gradient checks back-propagate through both:
+        do not detach the weights).
 
     Forbidden: ``torch.nn.functional.scaled_dot_product_attention`` (and the ATen kernels
     behind it), ``torch.nn.MultiheadAttention``.
@@ -121,7 +123,8 @@ class MultiHeadAttention(nn.Module):
     is allowed (e.g. a causal (Lq, Lk) mask, or a padding mask of shape (B, 1, 1, Lk)).
     Returns ``(out, weights)``, like :func:`scaled_dot_product_attention`: out
     (B, Lq, d_model) and the attention weights of every head, (B, h, Lq, Lk), both in the
-    input's dtype and on its device.
+    input's dtype and on its device, and both differentiable w.r.t. the inputs and the
+    parameters (the gradient checks back-propagate through both: do not detach the weights).
 
     Forbidden: ``torch.nn.MultiheadAttention``,
     ``torch.nn.functional.multi_head_attention_forward``,
@@ -186,7 +189,10 @@ def sinusoidal_positions(
     Args:
         L: number of positions (0, 1, …, L − 1).
         d_model: encoding width, even.
-        dtype: floating dtype of the result (float32 by default).
+        dtype: floating dtype of the result (float32 by default). The values must be
+            accurate to that dtype: with ``dtype=torch.float64`` they are checked to a relative
+            1e-7, so compute the angles in float64 (values computed in float32 and then cast
+            are off by up to about 5e-7 and fail); float32 results to a relative 1e-4.
         device: where to create the result (CPU when None).
 
     Returns:
