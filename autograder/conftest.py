@@ -41,3 +41,18 @@ def _course_runner(request):
 def grader(request, _course_runner):
     unit, runner, device = _course_runner
     return Grader(unit_context(unit, device), runner, request.node.name.removeprefix("test_"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "check(id, task, public, points): a graded check of the course; select "
+                   "with -m \"check(task='layer_norm')\" or -m \"check(public=True)\"")
+
+
+def pytest_collection_modifyitems(items):
+    """Each check carries a ``check`` marker with its id, task, public flag and points."""
+    for item in items:
+        info = getattr(getattr(item, "function", None), "__course_check__", None)
+        if info is not None:
+            item.add_marker(pytest.mark.check(id=info.id, task=info.task or "",
+                                              public=info.public, points=info.points))

@@ -2,16 +2,22 @@
 
 A unit is *ready* when its four sources exist (lecture, master solution, hidden checks with a
 mistake bank) and its generated exercise notebook is committed; a lecture-only unit is ready
-when its lecture exists. Everything else is *planned*. The entries themselves are in
-:mod:`course.units`.
+when its lecture exists. Everything else is *planned*. The entries themselves are data, one
+file per part: ``course/syllabus/<NN>-<part>.toml``, a ``[[unit]]`` table per unit (with its
+``[[unit.papers]]``), in syllabus order.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from course import paths
+
+# A master that still holds this text is a draft: ``course new`` wrote it, nobody finished it.
+SCAFFOLD_MARK = "COURSE-SCAFFOLD"
 
 CONSTRAINTS: dict[str, str] = {
     "data": "Data",
@@ -118,25 +124,55 @@ class Unit:
 
     @property
     def gradable(self) -> bool:
-        """True when the unit has an exercise to grade (sources present)."""
+        """True when the unit has an exercise to grade (sources present, not a draft)."""
         return (
             not self.lecture_only
             and self.solution_path.exists()
             and self.checks_path.exists()
+            and not self.draft
         )
 
     @property
+    def draft(self) -> bool:
+        """True while the master still carries ``course new``'s scaffold mark."""
+        return self.solution_path.exists() and SCAFFOLD_MARK in self.solution_path.read_text(
+            encoding="utf-8")
+
+    @property
     def status(self) -> str:
+        """``ready``, ``draft`` (scaffolded by ``course new``, not yet written) or
+        ``planned``."""
         if self.lecture_only:
             return "ready" if self.lecture_path.exists() else "planned"
+        if self.draft:
+            return "draft"
         needed = (self.lecture_path, self.solution_path, self.checks_path, self.exercise_path)
         return "ready" if all(p.exists() for p in needed) else "planned"
 
 
-def units() -> tuple[Unit, ...]:
-    from course.units import UNITS
+SYLLABUS_FILES = Path(__file__).resolve().parent / "syllabus"
 
-    return UNITS
+
+def load_units(folder: Path = SYLLABUS_FILES) -> tuple[Unit, ...]:
+    """Every ``[[unit]]`` of the part files in ``folder``, parts in order."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    found = []
+    for path in sorted(folder.glob("*.toml")):
+        for entry in tomllib.loads(path.read_text(encoding="utf-8")).get("unit", []):
+            entry = dict(entry)
+            papers = tuple(Paper(**paper) for paper in entry.pop("papers", []))
+            found.append(Unit(papers=papers, constraints=tuple(entry.pop("constraints", ())),
+                              tags=tuple(entry.pop("tags", ())), **entry))
+    return tuple(found)
+
+
+@cache
+def units() -> tuple[Unit, ...]:
+    return load_units()
 
 
 def find(name: str) -> Unit:

@@ -135,8 +135,9 @@ def start(unit: str) -> None:
     console.print(f"When done: [bold]course check {u.slug}[/bold]")
 
 
-def _gradable(u: Unit) -> None:
-    if not u.gradable:
+def _gradable(u: Unit, drafts: bool = False) -> None:
+    """Refuse a unit with nothing to grade; ``drafts``: an author may check a draft by name."""
+    if not (u.gradable or (drafts and u.draft and u.checks_path.exists())):
         raise Abort(f"unit {u.slug} has no exercise to grade yet (status: {u.status})")
 
 
@@ -181,7 +182,7 @@ def check(units, all_units, submission, reference, json_path, device, public, no
     else:
         chosen = [_unit(name) for name in units]
         for u in chosen:
-            _gradable(u)
+            _gradable(u, drafts=True)
 
     from course.grading.engine import SubmissionError, grade_submission, resolve_device
     from course.report import print_result, write_json
@@ -388,6 +389,30 @@ def progress() -> None:
             started = workspace.workspace_copy(u).exists()
             table.add_row(u.number, u.slug, "started" if started else "—", "", "")
     console.print(table)
+
+
+@main.command()
+@click.argument("unit")
+@click.option("--syllabus", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="SYLLABUS.md to take the unit's API from (default: $COURSE_SYLLABUS, or "
+                   "shared/SYLLABUS.md beside the course).")
+def new(unit: str, syllabus: Path | None) -> None:
+    """Scaffold a planned UNIT: master, checks and lecture skeletons, then `course build`."""
+    from course.build import build as run_build
+    from course.scaffold import ScaffoldError, scaffold
+
+    u = _unit(unit)
+    try:
+        written = scaffold(u, syllabus)
+    except ScaffoldError as exc:
+        raise Abort(str(exc)) from None
+    for path in written:
+        console.print(f"  written  {path.relative_to(catalogue.paths.ROOT)}")
+    for r in run_build(only=[u]):
+        console.print(f"{r.status:>9}  {r.path.relative_to(catalogue.paths.ROOT)}")
+    console.print(f"{u.number} {u.slug} is a draft: write the TODOs, delete the "
+                  f"{catalogue.SCAFFOLD_MARK} line in the master, then prove it with "
+                  f"`python -m pytest -n auto -k {u.slug}`.")
 
 
 @main.command()

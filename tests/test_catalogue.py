@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from course.catalogue import CONSTRAINTS, PARTS, find, units
+from course.catalogue import CONSTRAINTS, PARTS, SYLLABUS_FILES, find, load_units, units
 
 SYLLABUS = Path(__file__).resolve().parents[2] / "shared" / "SYLLABUS.md"
 
@@ -39,7 +39,27 @@ def test_status_follows_files():
     for u in units():
         files = [u.lecture_path] if u.lecture_only else [
             u.lecture_path, u.solution_path, u.checks_path, u.exercise_path]
-        assert (u.status == "ready") == all(f.exists() for f in files), u.slug
+        assert (u.status == "ready") == (all(f.exists() for f in files) and not u.draft), u.slug
+
+
+def test_entries_are_data_one_file_per_part_in_order(tmp_path):
+    files = sorted(SYLLABUS_FILES.glob("*.toml"))
+    assert [f.stem for f in files] == [p.folder for p in PARTS]
+    loaded = units()
+    for path in files:
+        part = int(path.stem[:2])
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+        mine = load_units(tmp_path)
+        assert mine and {u.part.number for u in mine} == {part}, path.name
+        (tmp_path / path.name).unlink()
+    numbers = [tuple(map(int, u.number.split("."))) for u in loaded]
+    assert numbers == sorted(numbers)
+    # an entry with an unknown constraint is refused when the files are read
+    (tmp_path / "09-bad.toml").write_text(
+        '[[unit]]\nnumber = "9.1"\nslug = "x"\ntitle = "X"\nconstraints = ["magic"]\n',
+        encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown constraints"):
+        load_units(tmp_path)
 
 
 def test_find_by_slug_module_and_number():

@@ -10,7 +10,8 @@ to the image size, integer and floating images). Ten-crop prediction runs the le
 
 import torch
 
-from course.grading import Call, Forbid, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Mistake, check
 
 UNIT = "alexnet"
 
@@ -131,7 +132,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 PAPER = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
 
 

@@ -11,7 +11,17 @@ trajectory of fixed gradients, and inside a grader-owned training loop
 
 import torch
 
-from course.grading import AUTOGRAD_CALLS, AUTOGRAD_ENGINE, Call, Forbid, Mistake, Tolerance, check
+from course.grading.dsl import (
+    AUTOGRAD_CALLS,
+    AUTOGRAD_ENGINE,
+    Call,
+    Forbid,
+    Mistake,
+    Tolerance,
+    check,
+)
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "backprop"
 
@@ -149,7 +159,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 
 # (B, I, H, O): square W2 (H == O), XOR, the 8-3-8 encoder, batch 1, single units, others
 NETS = [
@@ -162,10 +171,6 @@ NETS = [
     (6, 5, 7, 3),
     (2, 4, 3, 1),
 ]
-
-
-def _dt(dtype):
-    return str(dtype).replace("torch.", "")
 
 
 def _params(grader, i, h, o, dtype, scale=1.0):

@@ -13,7 +13,7 @@ in the mistake bank below.
 import torch
 import torch.nn.functional as F
 
-from course.grading import Call, Forbid, Mistake, check
+from course.grading.dsl import Call, Forbid, Mistake, check
 from course.grading.grader import GraderError
 from course.grading.probes import cotangents
 

@@ -18,7 +18,9 @@ from functools import cache
 
 import torch
 
-from course.grading import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "lenet"
 
@@ -154,12 +156,7 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 TARGET_ACCURACY = 0.97
-
-
-def _dt(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
 
 
 # -- weights written from the contract's names -------------------------------------------------

@@ -16,7 +16,9 @@ with per-image and shared weight maps.
 import torch
 
 from course.data.cells import touching_cells
-from course.grading import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "unet"
 
@@ -151,11 +153,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
-
-
-def _dt(dtype):
-    return str(dtype).replace("torch.", "")
 
 
 # -- center_crop ---------------------------------------------------------------------------

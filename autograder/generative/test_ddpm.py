@@ -19,7 +19,9 @@ import math
 
 import torch
 
-from course.grading import Call, CheckFailure, Fixture, Forbid, Gen, Mistake, Tolerance, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, CheckFailure, Fixture, Forbid, Gen, Mistake, Tolerance, check
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "ddpm"
 
@@ -163,12 +165,7 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 TOY = Fixture("ToyEpsModel", {"a": 0.7, "b": 0.3, "scale": 10.0})
-
-
-def _dt(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
 
 
 def _betas(grader, T: int, dtype=torch.float64) -> torch.Tensor:

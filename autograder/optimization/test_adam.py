@@ -11,7 +11,7 @@ trajectory is looked up in the mistake bank below.
 
 import torch
 
-from course.grading import Call, Forbid, Mistake, check
+from course.grading.dsl import Call, Forbid, Mistake, check
 
 UNIT = "adam"
 
@@ -153,7 +153,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 STEPS = 100
 
 

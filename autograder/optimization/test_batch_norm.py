@@ -10,7 +10,8 @@ mistake bank below.
 
 import torch
 
-from course.grading import AUTOGRAD_ENGINE, Call, Forbid, Mistake, check
+from course.grading.dsl import AUTOGRAD_ENGINE, Call, Forbid, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
 
 UNIT = "batch-norm"
 
@@ -34,6 +35,14 @@ FORBIDDEN = [
 ]
 
 MISTAKES = [
+    Mistake(
+        "input-centred-in-place",
+        "Your batch_norm changes its input x in place (x.sub_(...) or x -= ...): the caller's "
+        "tensor is corrupted. Only the running statistics are updated in place; compute the "
+        "normalised values into a new tensor.",
+        {"x_hat = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + eps)":
+         "x_hat = x.sub_(mean.view(shape)).div_(torch.sqrt(var.view(shape) + eps))"},
+    ),
     Mistake(
         "running-var-biased",
         "Your running variance matches an update with the biased batch variance (divide by "
@@ -154,7 +163,6 @@ MISTAKES = [
 
 FLAT_SHAPES = [(4, 3), (2, 5), (16, 8), (3, 1)]
 IMAGE_SHAPES = [(2, 3, 4, 5), (1, 2, 3, 3), (4, 3, 1, 1), (3, 4, 2, 1)]
-DTYPES = [torch.float32, torch.float64]
 
 
 def _x(grader, shape, dtype, scale=1.0):
@@ -178,7 +186,7 @@ def _bn(x, rm, rv, w, b, training, running=True, **kwargs):
     (``running=False``: the output only, for checks whose title is not about them, so that
     a mistake in the running statistics costs only the checks that say so)."""
     return Call("batch_norm", (x, rm, rv, w, b, training), kwargs,
-                after=(1, 2) if running else ())
+                after=(1, 2) if running else (), mutates=(1, 2))
 
 
 def _train_layout(grader, shapes):
@@ -286,7 +294,8 @@ def test_autograd_through_forward(grader):
             w, b = _affine(grader, c, dtype)
             for training in (True, False):
                 grader.compare(
-                    Call("batch_norm", (x, rm, rv, w, b, training), grad=(0, 3, 4)),
+                    Call("batch_norm", (x, rm, rv, w, b, training), grad=(0, 3, 4),
+                         mutates=(1, 2)),
                     case=f"d/dx, d/dweight, d/dbias, x{list(shape)}, training={training}",
                 )
 

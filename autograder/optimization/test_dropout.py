@@ -12,7 +12,8 @@ import math
 
 import torch
 
-from course.grading import Call, Device, Forbid, Gen, Make, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Device, Forbid, Gen, Make, Mistake, check
 
 UNIT = "dropout"
 
@@ -152,7 +153,6 @@ MISTAKES = [
 ]
 
 SHAPES = [(4, 8), (2, 3, 5), (1, 6), (1,), (5, 1), (3, 16)]
-DTYPES = [torch.float32, torch.float64]
 SIGMAS = 5.0  # statistical checks allow five standard errors
 
 

@@ -15,8 +15,9 @@ rounded up: max |gelu_tanh − gelu| = 4.73e-4 (at |x| ≈ 2.70) and max |gelu_s
 import torch
 import torch.nn.functional as F
 
-from course.grading import AUTOGRAD_ENGINE, Call, Forbid, Mistake, check
 from course.grading.compare import Tolerance
+from course.grading.dsl import AUTOGRAD_ENGINE, Call, Forbid, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
 
 UNIT = "gelu"
 
@@ -126,7 +127,6 @@ MISTAKES = [
 
 SHAPES = [(4, 8), (2, 3, 5), (1,), (), (0, 3)]
 GRAD_SHAPES = [(7,), (4, 8), (1,)]
-DTYPES = [torch.float32, torch.float64]
 LARGE = [-1e4, -1e3, -50.0, -10.0, -3.0, -0.5, 0.0, 0.5, 3.0, 10.0, 50.0, 1e3, 1e4]
 
 # Bounds on the approximations' maximum error on [-8, 8], from the reference (see above).

@@ -7,7 +7,8 @@ mismatch, looks the output up in the mistake bank below.
 
 import torch
 
-from course.grading import AUTOGRAD_ENGINE, Call, Forbid, Inspect, Make, Mistake, check
+from course.grading.dsl import AUTOGRAD_ENGINE, Call, Forbid, Inspect, Make, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
 
 UNIT = "layer-norm"
 
@@ -33,6 +34,14 @@ FORBIDDEN = [
 ]
 
 MISTAKES = [
+    Mistake(
+        "input-centred-in-place",
+        "Your layer_norm changes its input x in place (x.sub_(mean) or x -= mean): the values "
+        "come out right, but the caller's tensor is corrupted. Compute x - mean into a new "
+        "tensor and leave x as it was.",
+        {"x_hat = (x - mean) / torch.sqrt(var + eps)":
+         "x_hat = x.sub_(mean).div_(torch.sqrt(var + eps))"},
+    ),
     Mistake(
         "unbiased-variance",
         "Your output matches what we get with the unbiased variance (dividing by D − 1). "
@@ -104,7 +113,6 @@ MISTAKES = [
 ]
 
 SHAPES = [(4, 8), (2, 3, 5), (1, 1), (6, 1), (3, 16), (2, 2, 2, 7)]
-DTYPES = [torch.float32, torch.float64]
 
 
 def _x(grader, shape, dtype, scale=1.0):
@@ -150,11 +158,20 @@ def test_forward_affine(grader):
 
 @check(points=1, public=True, task="layer_norm")
 def test_batch_independence(grader):
-    """a row normalised alone equals the same row normalised inside a batch"""
-    # your code against itself: whether the values are right is the other checks' business
+    """each row is normalised alone: the same values inside a batch, mean 0 and variance 1"""
+    # your code against itself, and the two properties of a normalised row; the exact values
+    # are the other checks' business
     x = _x(grader, (5, 6), torch.float64)
     batch = _tensor_out(grader, grader.learner(Call("layer_norm", (x,)), "a batch of 5 rows"),
                         (5, 6), "a batch of 5 rows")
+    mean, var = batch.mean(dim=-1), batch.var(dim=-1, unbiased=False)
+    grader.require(
+        bool((mean.abs() < 1e-3).all() and ((var - 1).abs() < 1e-2).all()),
+        f"layer_norm(x) without weight and bias: a row's mean differs from 0 or its variance "
+        f"from 1 (yours: means {[round(float(m), 4) for m in mean]}, variances "
+        f"{[round(float(v), 4) for v in var]}); every row should come out with mean 0 and "
+        "variance 1",
+    )
     for row in (0, 2, 4):
         case = f"row {row} alone"
         alone = _tensor_out(grader, grader.learner(Call("layer_norm", (x[row:row + 1],)), case),

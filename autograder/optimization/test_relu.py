@@ -12,7 +12,8 @@ is looked up in the mistake bank below.
 
 import torch
 
-from course.grading import Call, Forbid, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Mistake, check
 
 UNIT = "relu"
 
@@ -118,7 +119,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 SHAPES = [(7,), (1,), (1, 1), (4, 8), (2, 3, 5), (3, 1, 6)]
 
 

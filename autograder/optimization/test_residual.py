@@ -12,7 +12,9 @@ changes the resolution (in_ch == out_ch, stride 2); spatial sizes include odd on
 
 import torch
 
-from course.grading import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "residual"
 
@@ -145,11 +147,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
-
-
-def _dt(dtype):
-    return str(dtype).replace("torch.", "")
 
 
 # -- state dicts written from the contract's names ---------------------------------------------

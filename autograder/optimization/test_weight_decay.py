@@ -12,9 +12,10 @@ formula. A mismatch is looked up in the mistake bank below.
 
 import torch
 
-from course.grading import Call, Forbid, Mistake, check
 from course.grading.compare import TOLERANCES
 from course.grading.drivers.weight_decay import run_trajectory
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Mistake, check
 from course.grading.grader import GraderError
 from course.grading.probes import cotangents
 
@@ -113,7 +114,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 PARAM_SETS = [[(3, 4), (3,)], [(5,)], [()], [(1, 1)], [(2, 3, 4), (4,), (1,)]]
 
 

@@ -23,7 +23,9 @@ import math
 
 import torch
 
-from course.grading import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "bahdanau-attention"
 
@@ -165,7 +167,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 # (B, S, enc_dim, dec_dim, attn_dim): enc = dec first, batch 1, S = 1, odd sizes
 ATTN_SIZES = [(3, 5, 4, 4, 6), (1, 1, 3, 5, 2), (2, 7, 6, 3, 5), (4, 1, 2, 2, 3),
               (1, 6, 5, 7, 4)]
@@ -176,10 +177,6 @@ MASK_SIZES = [(3, 5, 4, 4, 6), (4, 6, 3, 5, 2), (2, 3, 6, 3, 5), (1, 4, 2, 2, 3)
 DEC_SIZES = [(4, 3, 5, 7, 3, 4, 6, 5), (1, 1, 1, 5, 2, 3, 4, 2), (6, 2, 4, 9, 4, 5, 3, 4),
              (3, 1, 6, 6, 5, 2, 5, 3)]
 DEC_MASK_SIZES = [(5, 3, 6, 7, 3, 4, 6, 5), (3, 2, 4, 6, 4, 5, 3, 4), (2, 4, 3, 5, 2, 3, 4, 2)]
-
-
-def _dt(dtype):
-    return str(dtype).replace("torch.", "")
 
 
 def _attn_state(grader, enc, dec, attn, dtype):

@@ -14,10 +14,10 @@ cell bound to the name ``GRUCell`` instead, so the wiring is graded apart from t
 
 import math
 
-import torch
-
-from course.grading import Call, Forbid, Inspect, Make, Mistake, check
 from course.grading.cell_checks import require_layout, require_uniform_init
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Inspect, Make, Mistake, check
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "encoder-decoder"
 
@@ -168,16 +168,11 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 # (B, I, H): batch 1, H = 1, I > H and I < H
 SIZES = [(4, 3, 5), (1, 1, 1), (2, 6, 4), (1, 8, 16), (3, 2, 7)]
 FEW_SIZES = [(4, 3, 5), (1, 1, 1), (1, 8, 16)]
 # (V, E, H, S, T, B): E != H so that concatenation orders differ; S = 1, T = 1, batch 1
 MODEL_SIZES = [(7, 3, 5, 4, 3, 2), (5, 2, 3, 1, 1, 1), (11, 4, 6, 6, 5, 1), (6, 5, 2, 3, 7, 3)]
-
-
-def _dt(dtype):
-    return str(dtype).replace("torch.", "")
 
 
 def _cell_weights(grader, i, h, dtype, bias=True):

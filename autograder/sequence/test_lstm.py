@@ -14,8 +14,10 @@ import math
 
 import torch
 
-from course.grading import Call, Fixture, Forbid, Inspect, Make, Mistake, check
 from course.grading.cell_checks import require_layout, require_uniform_init
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Fixture, Forbid, Inspect, Make, Mistake, check
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "lstm"
 
@@ -124,7 +126,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 # (B, I, H): batch 1, H = 1, I > H and I < H
 SIZES = [(4, 3, 5), (1, 1, 1), (2, 6, 4), (1, 8, 16), (3, 2, 7)]
 FEW_SIZES = [(4, 3, 5), (1, 1, 1), (1, 8, 16)]
@@ -157,10 +158,6 @@ def _stand_in(grader, i, h, dtype):
 
 def _state(grader, b, h, dtype):
     return (grader.randn(b, h, dtype=dtype, scale=0.5), grader.randn(b, h, dtype=dtype))
-
-
-def _dt(dtype):
-    return str(dtype).replace("torch.", "")
 
 
 @check(points=1, public=True, task="LSTMCell")

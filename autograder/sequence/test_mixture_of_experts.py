@@ -14,8 +14,10 @@ On a mismatch the learner's output is looked up in the mistake bank below.
 
 import torch
 
-from course.grading import Call, Forbid, Make, Mistake, check
 from course.grading.compare import Tolerance
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "mixture-of-experts"
 
@@ -161,7 +163,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 # MoE checks start with float64: a layer that draws noise where it should not is then
 # recognised (the grader's copy draws the same float64 numbers after the same seed).
 DTYPES_F64_FIRST = [torch.float64, torch.float32]
@@ -170,10 +171,6 @@ GATE_SIZES = [(4, 3, 5, 2), (1, 2, 3, 1), (7, 4, 6, 6), (3, 1, 2, 1), (6, 5, 7, 
 FEW_SIZES = [(4, 3, 5, 2), (1, 2, 3, 1), (6, 5, 7, 4)]
 # (B, input_dim, output_dim, E, hidden, k)
 MOE_SIZES = [(8, 4, 3, 5, 6, 2), (1, 3, 2, 4, 5, 1), (6, 2, 4, 3, 3, 3), (9, 5, 1, 7, 4, 4)]
-
-
-def _dt(dtype):
-    return str(dtype).replace("torch.", "")
 
 
 def _gating_inputs(grader, b, d, e, dtype):

@@ -22,7 +22,9 @@ distribution with NumPy. Nothing here draws random numbers on the learner's side
 
 import torch
 
-from course.grading import Call, Forbid, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Mistake, check
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "negative-sampling"
 
@@ -188,11 +190,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
-
-
-def _dt(dtype):
-    return str(dtype).replace("torch.", "")
 
 
 # -- noise_distribution --------------------------------------------------------------------

@@ -12,7 +12,17 @@ learner's output is looked up in the mistake bank below.
 
 import torch
 
-from course.grading import AUTOGRAD_CALLS, AUTOGRAD_ENGINE, Call, Forbid, Mistake, Tolerance, check
+from course.grading.dsl import (
+    AUTOGRAD_CALLS,
+    AUTOGRAD_ENGINE,
+    Call,
+    Forbid,
+    Mistake,
+    Tolerance,
+    check,
+)
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "rnn"
 
@@ -164,7 +174,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 # (T, B, H, I): T = 1 and T = 30, batch 1, H < I, H > I, H = I = 1
 SIZES = [(1, 1, 3, 2), (1, 4, 1, 1), (2, 3, 4, 5), (5, 1, 5, 2), (8, 2, 3, 4), (13, 3, 2, 1),
          (30, 2, 4, 3), (30, 1, 3, 5)]
@@ -173,10 +182,6 @@ SIZES = [(1, 1, 3, 2), (1, 4, 1, 1), (2, 3, 4, 5), (5, 1, 5, 2), (8, 2, 3, 4), (
 LENGTHS = [1, 2, 4, 9, 30]  # float64, B = 2, H = 4, I = 3
 SIZES_32 = [(1, 1, 3, 2), (3, 4, 1, 1), (6, 3, 4, 5), (30, 1, 2, 3)]  # float32
 AUTOGRAD_SIZES = [(1, 1, 2, 3), (7, 3, 5, 2), (30, 1, 3, 4)]  # float64
-
-
-def _dt(dtype):
-    return str(dtype).replace("torch.", "")
 
 
 def _problem(grader, t, b, h, i, dtype, h0_scale=0.5):

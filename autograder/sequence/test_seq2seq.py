@@ -17,7 +17,9 @@ The driver returns sequences as LongTensors (compared exactly) and scores as flo
 
 import torch
 
-from course.grading import Call, Forbid, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Mistake, check
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "seq2seq"
 
@@ -155,12 +157,7 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 QUANTUM = 256.0  # table entries are multiples of 1/256: sums are exact in float32
-
-
-def _dt(dtype):
-    return str(dtype).replace("torch.", "")
 
 
 def _quantize(table: torch.Tensor) -> torch.Tensor:

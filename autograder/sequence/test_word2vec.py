@@ -16,7 +16,9 @@ import math
 import torch
 
 from course.data.analogies import analogy_corpus
-from course.grading import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import dtype_word as _dt
 
 UNIT = "word2vec"
 
@@ -192,12 +194,7 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 GAP = 1e-4  # the smallest difference between two similarities that decide an answer
-
-
-def _dt(dtype):
-    return str(dtype).replace("torch.", "")
 
 
 def _tokens(grader, n, vocab):

@@ -14,8 +14,9 @@ same ``out_proj``, with and without biases, padding and causal masks.
 
 import torch
 
-from course.grading import Call, Device, Forbid, Inspect, Make, Mistake, check
 from course.grading.cell_checks import require_layout
+from course.grading.dsl import FLOAT_DTYPES as DTYPES
+from course.grading.dsl import Call, Device, Forbid, Inspect, Make, Mistake, check
 
 UNIT = "transformer"
 
@@ -170,7 +171,6 @@ MISTAKES = [
     ),
 ]
 
-DTYPES = [torch.float32, torch.float64]
 
 
 def _qkv(grader, batch, lq, lk, d, dv, dtype):

@@ -4,6 +4,10 @@
 - :mod:`course.data.toy2d`: 2-D toy distributions (swiss roll, moons, gaussian mixtures).
 - :mod:`course.data.sequences`: synthetic sequence tasks with known structure.
 - :mod:`course.data.linear_teacher`: noisy linear regression from a random linear teacher.
+- :mod:`course.data.language`: a synthetic English-like language (number agreement across
+  attractors, document topics) and its tasks, for the language-model units of Part 04
+  (imported from its module, ``from course.data.language import corpus``: its names are
+  too generic for the package namespace, and ``language`` would shadow the module).
 """
 
 from course.data.cells import touching_cells

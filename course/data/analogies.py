@@ -174,20 +174,20 @@ def _build(num_sentences: int, num_filler: int, seed: int,
     # The draws, always all of them and in this order: sentence kind, planted word, the two
     # context choices, their order, then the five fillers of every sentence.
     is_planted = torch.rand(n, generator=g, dtype=torch.float64) < planted_fraction
-    word = torch.randint(0, len(planted), (n,), generator=g)
+    centre = torch.randint(0, len(planted), (n,), generator=g)
     pick = torch.rand(n, 2, generator=g, dtype=torch.float64)
     swap = torch.rand(n, generator=g, dtype=torch.float64) < 0.5
     zipf = 1.0 / torch.arange(1, num_filler + 1, dtype=torch.float64)
     filler = torch.multinomial(zipf / zipf.sum(), n * SENTENCE_LENGTH, replacement=True,
                                generator=g).view(n, SENTENCE_LENGTH) + BASE_VOCAB
 
-    k = (pick * ctx_len[word]).long().clamp_max(width - 1)  # (n, 2) index into each list
-    chosen = ctx[word].gather(2, k.unsqueeze(2)).squeeze(2)  # (n, 2)
+    slot = (pick * ctx_len[centre]).long().clamp_max(width - 1)  # (n, 2) index into each list
+    chosen = ctx[centre].gather(2, slot.unsqueeze(2)).squeeze(2)  # (n, 2)
     c1 = torch.where(swap, chosen[:, 1], chosen[:, 0])
     c2 = torch.where(swap, chosen[:, 0], chosen[:, 1])
     sent = filler.clone()
     sent[is_planted, 1] = c1[is_planted]
-    sent[is_planted, 2] = word[is_planted]
+    sent[is_planted, 2] = centre[is_planted]
     sent[is_planted, 3] = c2[is_planted]
     tokens = sent.reshape(-1)
     counts = torch.bincount(tokens, minlength=len(vocab))

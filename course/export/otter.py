@@ -139,7 +139,7 @@ def master_notebook(unit: Unit) -> nbformat.NotebookNode:
             continue
         names = defined_names(cell.source)
         checks = [info for info in infos if info.task in names]
-        tasks = list(dict.fromkeys(info.task for info in checks)) or names or ["answer"]
+        tasks = [t for t in dict.fromkeys(info.task for info in checks) if t] or names or ["answer"]
         answer = nbformat.v4.new_code_cell(cell.source)
         answer.metadata["tags"] = sorted(set(tags) | {SOLUTION_TAG})
         cells += _question(unit, "_".join(tasks), checks, pending, answer)

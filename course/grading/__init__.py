@@ -1,31 +1,33 @@
 """The grading engine: one set of checks per unit, four front ends.
 
-Check files (``autograder/<part>/test_<slug>.py``) import their vocabulary from here::
+Layers, bottom up:
 
-    from course.grading import Call, Forbid, Make, Mistake, Tolerance, check
+- the check vocabulary, :mod:`course.grading.dsl` (probes in :mod:`~course.grading.spec`,
+  tolerances and comparison in :mod:`~course.grading.compare`, the ``Grader`` a check talks
+  to in :mod:`~course.grading.grader`, forbidden calls in :mod:`~course.grading.forbidden`);
+- running a probe on an implementation, :mod:`~course.grading.probes` (with grader-owned
+  :mod:`~course.grading.drivers` and :mod:`~course.grading.fixtures`);
+- where learner code runs: in this process (:mod:`~course.grading.inprocess`) or isolated
+  (:mod:`~course.grading.runner`, :mod:`~course.grading.child`, :mod:`~course.grading.zygote`,
+  :mod:`~course.grading.confine`, :mod:`~course.grading.integrity`);
+- :mod:`~course.grading.engine`, which runs a unit's checks and collects the results.
 
-and :func:`course.grading.engine.grade` runs them against a submission in isolation.
+Importing this package imports none of them; the names check files use are re-exported
+lazily here for older check files, but new ones import from :mod:`course.grading.dsl`.
 """
 
-from course.grading.checks import check
-from course.grading.compare import Tolerance
-from course.grading.forbidden import AUTOGRAD_CALLS, AUTOGRAD_ENGINE, Forbid
-from course.grading.grader import CheckFailure, Grader, Mistake
-from course.grading.spec import Call, Device, Fixture, Gen, Inspect, Make
+from __future__ import annotations
 
-__all__ = [
-    "AUTOGRAD_CALLS",
-    "AUTOGRAD_ENGINE",
-    "Call",
-    "CheckFailure",
-    "Device",
-    "Fixture",
-    "Forbid",
-    "Gen",
-    "Grader",
-    "Inspect",
-    "Make",
-    "Mistake",
-    "Tolerance",
-    "check",
-]
+import importlib
+from typing import Any
+
+_DSL = ("AUTOGRAD_CALLS", "AUTOGRAD_ENGINE", "Call", "CheckFailure", "Device", "Fixture",
+        "Forbid", "Gen", "Grader", "Inspect", "Make", "Mistake", "Tolerance", "check")
+
+__all__ = list(_DSL)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DSL:
+        return getattr(importlib.import_module("course.grading.dsl"), name)
+    raise AttributeError(f"module 'course.grading' has no attribute {name!r}")

@@ -8,11 +8,7 @@ from __future__ import annotations
 import math
 
 from course.grading.grader import Grader
-from course.grading.spec import Inspect
-
-
-def _dtype_word(dtype) -> str:
-    return str(dtype).replace("torch.", "")
+from course.grading.spec import Inspect, dtype_word
 
 
 def _named(payload: dict, kind: str) -> dict:
@@ -27,8 +23,8 @@ def require_layout(grader: Grader, probe: Inspect, case: str, advice: str) -> No
     want = grader.reference(probe, float64=False)
     got = grader.learner(probe, case)
     for kind in ("parameters", "buffers"):
-        have = {n: (tuple(t.shape), _dtype_word(t.dtype)) for n, t in _named(got, kind).items()}
-        expected = {n: (tuple(t.shape), _dtype_word(t.dtype))
+        have = {n: (tuple(t.shape), dtype_word(t.dtype)) for n, t in _named(got, kind).items()}
+        expected = {n: (tuple(t.shape), dtype_word(t.dtype))
                     for n, t in _named(want, kind).items()}
         grader.require(
             have == expected,

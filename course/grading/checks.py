@@ -35,7 +35,7 @@ def check(points: float = 1.0, public: bool = False, task: str | None = None):
 
     def mark(fn: Callable) -> Callable:
         doc = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
-        fn.__course_check__ = CheckInfo(
+        fn.__course_check__ = CheckInfo(  # type: ignore[attr-defined]
             id=fn.__name__.removeprefix("test_"),
             title=doc,
             points=float(points),
@@ -74,7 +74,7 @@ def _import_file(name: str, path) -> types.ModuleType:
 @cache
 def load_checks(unit: Unit) -> UnitChecks:
     module = _import_file(f"autograder.{unit.part.package}.test_{unit.module}", unit.checks_path)
-    found = [
+    found: list[tuple[CheckInfo, Callable]] = [
         (fn.__course_check__, fn)
         for _, fn in inspect.getmembers(module, inspect.isfunction)
         if hasattr(fn, "__course_check__")

@@ -103,12 +103,12 @@ def compare_tensor(
     if g.dtype == torch.bool or not (g.is_floating_point() or g.is_complex()):
         if not torch.equal(g, w64.to(g.dtype)):
             mismatch = (g != w64.to(g.dtype)).nonzero()
-            first = tuple(mismatch[0].tolist()) if len(mismatch) else ()
+            at = tuple(mismatch[0].tolist()) if len(mismatch) else ()
             return Difference(
                 where,
                 f"{where} differs at {int((g != w64.to(g.dtype)).sum())} of {g.numel()} "
-                f"entries; first at index {first}: got {g[first].item()}, "
-                f"expected {w64.to(g.dtype)[first].item()}",
+                f"entries; first at index {at}: got {g[at].item()}, "
+                f"expected {w64.to(g.dtype)[at].item()}",
             )
         return None
     gd, wd = g.double(), w64.double()

@@ -59,6 +59,6 @@ def confine() -> None:
                         (threading, "_start_joinable_thread")):
         if hasattr(owner, name):
             setattr(owner, name, _refuse_thread)
-    for owner in (_posixsubprocess, getattr(subprocess, "_posixsubprocess", None)):
-        if owner is not None and hasattr(owner, "fork_exec"):
-            owner.fork_exec = _refuse_process
+    for spawner in (_posixsubprocess, getattr(subprocess, "_posixsubprocess", None)):
+        if spawner is not None and hasattr(spawner, "fork_exec"):
+            spawner.fork_exec = _refuse_process  # type: ignore[union-attr]

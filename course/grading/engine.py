@@ -202,6 +202,7 @@ def grade_submission(
     sub = submission if isinstance(submission, Submission) else read_submission(submission)
     checks = load_checks(unit)
     label = str(sub.path) if sub.path else None
+    runner: InProcessRunner | IsolatedRunner
     if isolation == "none":
         runner = InProcessRunner.from_cells(sub.cells, device, checks.forbidden)
     else:

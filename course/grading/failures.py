@@ -21,6 +21,7 @@ class Failure(str, Enum):
     PROTOCOL = "grader:protocol"  # the child got a request it does not know (a grader bug)
     BUDGET = "grader:budget"  # the submission's time budget is spent: not run
     TIMED_OUT_BEFORE = "grader:timed-out-before"  # this function already hung once: not run
+    INPUT_MODIFIED = "grader:input-modified"  # the code changed a tensor it was given
 
     @classmethod
     def of(cls, error: dict | None) -> Failure | None:

@@ -186,7 +186,7 @@ def watch(rules: list[Forbid], target_name: str, deep: bool = True) -> Iterator[
                 continue
             if isinstance(obj, type):
                 classes.append((obj, dotted))
-            elif hasattr(obj, "__code__"):  # unwrap decorators: their code is shared
+            elif callable(obj) and hasattr(obj, "__code__"):  # decorators share their code
                 codes[inspect.unwrap(obj).__code__] = dotted
             else:
                 functions[id(obj)] = dotted

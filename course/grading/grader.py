@@ -5,7 +5,7 @@ mistake bank to give a specific hint."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,9 @@ from course.grading.compare import Difference, Tolerance, compare_values
 from course.grading.failures import Failure
 from course.grading.probes import execute
 from course.grading.spec import Make, Probe, map_tensors, to_float64
+
+# failures a banked mistake can reproduce word for word, so that its hint applies
+DIAGNOSABLE = (Failure.INPUT_MODIFIED,)
 
 DTYPE_WORDS = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")
 
@@ -126,7 +129,7 @@ class UnitContext:
 
     slug: str
     reference: Implementation
-    mistakes: list[tuple[Mistake, Callable[[], Implementation]]]
+    mistakes: Sequence[tuple[Mistake, Callable[[], Implementation]]]
     device: str
 
 
@@ -181,8 +184,10 @@ class Grader:
         if not payload.get("ok"):
             err = payload.get("error", {})
             where = f" ({err['where']})" if err.get("where") else ""
-            if Failure.of(err) is not None:  # the grader's own words
-                self.fail(f"{case}: {err.get('message', '')}", case=case)
+            kind = Failure.of(err)
+            if kind is not None:  # the grader's own words
+                mistake = self._diagnose_failure(probe, err) if kind in DIAGNOSABLE else None
+                self.fail(f"{case}: {err.get('message', '')}", mistake=mistake, case=case)
             if err.get("type") == "NotImplementedError":
                 self.fail(f"{case}: not implemented yet (your code raised NotImplementedError)",
                           case=case)
@@ -260,6 +265,20 @@ class Grader:
                 continue  # this mistake is invisible on this input: it explains nothing
             loose = Tolerance(scale=max(tol.scale, 1.0) * 10)
             if self._difference(got, m_native, m64, loose, exact) is None:
+                return mistake
+        return None
+
+    def _diagnose_failure(self, probe: Probe, err: dict) -> Mistake | None:
+        """The banked mistake that fails ``probe`` with the very same error, if one does (an
+        input changed in place is an error, not an output to compare)."""
+        for mistake, load in self.ctx.mistakes:
+            try:
+                got = load().run(probe)
+            except Exception:
+                continue
+            if not got.get("ok") and got.get("error", {}).get("type") == err.get("type") and (
+                got["error"].get("message") == err.get("message")
+            ):
                 return mistake
         return None
 

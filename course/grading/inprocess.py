@@ -39,6 +39,7 @@ class InProcessRunner:
         self.ns = namespace
         self.device = torch.device(device)
         self.rules = list(rules)
+        self._problems: list[str] = []
 
     @classmethod
     def from_cells(cls, cells, device: str, rules: list[Forbid]) -> InProcessRunner:
@@ -50,7 +51,7 @@ class InProcessRunner:
         return runner
 
     def load(self) -> LoadResult:
-        return LoadResult(True, list(getattr(self, "_problems", [])))
+        return LoadResult(True, list(self._problems))
 
     def run(self, probe: Probe, timeout: float | None = None) -> dict:
         payload = execute(probe, self.ns, self.device, self.rules, deep=False)

@@ -58,11 +58,11 @@ class Snapshot:
                     for cattr, cvalue in list(vars(value).items()):
                         self.class_attrs[(name, attr, cattr)] = _identity(cvalue)
         for module_name, cls_name in WATCHED_CLASSES:
-            module = sys.modules.get(module_name)
-            cls = getattr(module, cls_name, None)
-            if not isinstance(cls, type):
+            watched = sys.modules.get(module_name)
+            cls = getattr(watched, cls_name, None)
+            if watched is None or not isinstance(cls, type):
                 continue
-            self.modules.setdefault(module_name, module)
+            self.modules.setdefault(module_name, watched)
             for cattr, cvalue in list(vars(cls).items()):
                 self.class_attrs[(module_name, cls_name, cattr)] = _identity(cvalue)
 

@@ -4,6 +4,7 @@ grader) and by learner code (in the isolated child, or in-kernel for the noteboo
 from __future__ import annotations
 
 import functools
+import inspect
 import linecache
 import sys
 import time
@@ -25,6 +26,10 @@ LEARNER_FILE_PREFIX = "<learner"
 
 class ProbeError(Exception):
     """Learner code failed while a probe ran; carries a message in words."""
+
+
+class InputModified(Exception):
+    """Learner code changed a tensor it was given; the message names the argument."""
 
 
 def learner_filename(cell: int | str) -> str:
@@ -171,6 +176,8 @@ def execute(
         payload["ok"] = True
     except ProbeError as exc:
         payload["error"] = error(Failure.PROBE, str(exc))
+    except InputModified as exc:
+        payload["error"] = error(Failure.INPUT_MODIFIED, str(exc))
     except EncodeError as exc:
         payload["error"] = error(Failure.ENCODE, str(exc))
     except RecursionError as exc:
@@ -211,9 +218,11 @@ def _call(call: Call, ns: dict, device, rules, payload: dict, deep: bool) -> Non
     built = {_short(k): v for k, v in built.items()}
     with torch.enable_grad() if call.grad else torch.no_grad():
         leaves = _grad_leaves(call, args, kwargs, built) if call.grad else {}
+        given = _snapshot(args, kwargs, set(call.after) | set(call.mutates))
         with watch(rules, call.name, deep) as seen:
             out = fn(*args, **kwargs)
         _drop_lingering_modes(seen)
+        _require_untouched(given, fn)
         payload["forbidden"] = list(seen)
         with torch._C.DisableTorchFunction():
             payload["out"] = encode(out)
@@ -233,6 +242,70 @@ def _drop_lingering_modes(seen: list[str]) -> None:
         left += 1
     if left and "a torch-function mode left active" not in seen:
         seen.append("a torch-function mode left active")
+
+
+def _tensors_in(value: Any, path: tuple) -> list[tuple[tuple, torch.Tensor]]:
+    """``(path, tensor)`` for every tensor in ``value`` (tuples, lists, dict values), modules
+    and other objects excluded."""
+    if type(value) in (torch.Tensor, nn.Parameter):
+        return [(path, value)]
+    if isinstance(value, (tuple, list)):
+        return [pair for i, v in enumerate(value) for pair in _tensors_in(v, (*path, i))]
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() for pair in _tensors_in(v, (*path, k))]
+    return []
+
+
+def _snapshot(args: tuple, kwargs: dict, allowed: set) -> list[tuple[tuple, torch.Tensor, dict]]:
+    """Each given tensor (outside the ``allowed`` arguments) with what it must still be."""
+    given = [(path, t) for path, t in _tensors_in(args, ()) if path[0] not in allowed]
+    given += [((k, *path), t) for k, v in kwargs.items() if k not in allowed
+              for path, t in _tensors_in(v, ())]
+    return [(path, t, {"data": t.detach().clone(), "shape": tuple(t.shape), "dtype": t.dtype,
+                       "requires_grad": t.requires_grad}) for path, t in given]
+
+
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.is_floating_point() or a.is_complex():
+        return bool(((a == b) | (torch.isnan(a) & torch.isnan(b))).all())
+    return torch.equal(a, b)
+
+
+def _require_untouched(given: list, fn) -> None:
+    """Fail, naming the argument, if the call changed a tensor it was given."""
+    for path, tensor, was in given:
+        with torch._C.DisableTorchFunction():
+            if tuple(tensor.shape) != was["shape"]:
+                change = f"its shape from {list(was['shape'])} to {list(tensor.shape)}"
+            elif tensor.dtype != was["dtype"]:
+                change = f"its dtype from {was['dtype']} to {tensor.dtype}"
+            elif tensor.requires_grad != was["requires_grad"]:
+                change = f"its requires_grad from {was['requires_grad']} to {tensor.requires_grad}"
+            elif not _same_values(tensor.detach(), was["data"]):
+                change = "its values"
+            else:
+                continue
+        raise InputModified(
+            f"your code changed {_argument_words(fn, path)} in place ({change}). A function "
+            "must leave the tensors it is given as they were: compute on new tensors (x = x - m, "
+            "not x.sub_(m) or x -= m) unless the exercise says the argument is updated in place."
+        )
+
+
+def _argument_words(fn, path: tuple) -> str:
+    """``the argument `x` (argument 1)`` or ``the keyword argument `mask```, plus the path
+    inside a tuple/list/dict argument."""
+    head, rest = path[0], path[1:]
+    inside = "".join(f"[{p!r}]" for p in rest)
+    if isinstance(head, str):
+        return f"the keyword argument `{head}{inside}`"
+    try:
+        names = [p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        names = []
+    name = f"`{names[head]}{inside}` " if head < len(names) else (f"{inside} " if inside else "")
+    return f"its input {name}(argument {head + 1})"
 
 
 def _after_name(key) -> str:
@@ -260,7 +333,10 @@ def _gradients(out: Any, leaves: dict[str, torch.Tensor]) -> dict:
         # The vector-Jacobian product as the gradient of Σ⟨output, cotangent⟩: the same numbers
         # bit for bit (the product's backward hands each output exactly its cotangent), without
         # grad_outputs, whose shape check imports sympy (seconds) on a process's first backward.
-        contracted = sum((out * cot).sum() for out, cot in zip(outputs, cots))
+        terms = [(out * cot).sum() for out, cot in zip(outputs, cots)]
+        contracted = terms[0]
+        for term in terms[1:]:
+            contracted = contracted + term
         values = torch.autograd.grad(contracted, [leaves[n] for n in names], allow_unused=True)
         for name, g in zip(names, values):
             grads[name] = None if g is None else encode(g)

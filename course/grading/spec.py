@@ -20,6 +20,14 @@ from typing import Any
 
 import torch
 
+# The floating dtypes every check runs its cases in, and how a dtype is named in feedback.
+FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+
+
+def dtype_word(dtype: torch.dtype) -> str:
+    """``float32`` for ``torch.float32``."""
+    return str(dtype).replace("torch.", "")
+
 
 @dataclass(frozen=True)
 class Make:
@@ -86,6 +94,11 @@ class Call:
     call, for functions that update their inputs in place (``sgd_step_(params, lr)``); a
     module argument is reported as its state dict. A target ``"@module.function"`` is a
     grader-owned driver (:mod:`course.grading.drivers`) called with the namespace first.
+
+    Every tensor passed in must come back unchanged (values, shape, dtype, requires_grad):
+    a call that changes one fails, naming the argument. The exceptions are the arguments in
+    ``after`` and in ``mutates``, updates the API documents (running statistics updated in
+    place, ``sgd_step_``) that the check does not report.
     """
 
     target: str | Make
@@ -94,6 +107,7 @@ class Call:
     method: str = "__call__"
     grad: tuple = ()
     after: tuple = ()
+    mutates: tuple = ()
 
     @property
     def name(self) -> str:

@@ -95,7 +95,7 @@ def trajectory(
     """
     params = [p.detach().clone().requires_grad_(True) for p in params0]
     if groups is None:
-        spec = params
+        spec: list = params
     else:
         spec = [
             {**{k: v for k, v in g.items() if k != "params"},

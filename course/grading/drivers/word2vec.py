@@ -41,7 +41,7 @@ def train_skipgram(
     if not isinstance(pairs, torch.Tensor) or pairs.dim() != 2 or pairs.shape[1] != 2:
         raise ProbeError("skipgram_pairs(tokens, window) should return a LongTensor (N, 2)")
     pairs = pairs.to(device=device, dtype=torch.long)
-    model = lookup(ns, "SkipGram")(vocab_size, dim)
+    model: nn.Module = lookup(ns, "SkipGram")(vocab_size, dim)
     if not isinstance(model, nn.Module):
         raise ProbeError("SkipGram(vocab_size, dim) should build a torch.nn.Module")
     gen = torch.Generator().manual_seed(seed)
@@ -70,7 +70,7 @@ def train_skipgram(
             loss.backward()
             optimizer.step()
             losses.append(loss.detach().double().cpu())
-    embeddings = model.in_embed.weight.detach()
+    embeddings = model.get_parameter("in_embed.weight").detach()
     answer = lookup(ns, "analogy")
     answers = []
     for a, b, c, _ in questions.tolist():

@@ -1,0 +1,44 @@
+"""The vocabulary check files are written in, in one leaf module::
+
+    from course.grading.dsl import Call, Forbid, Make, Mistake, Tolerance, check
+
+Probes (:class:`Call`, :class:`Make`, :class:`Inspect`, :class:`Gen`, :class:`Fixture`,
+:class:`Device`), the dtypes every check runs its cases in (:data:`FLOAT_DTYPES`, named in
+feedback by :func:`dtype_word`), forbidden-call rules (:class:`Forbid`, the autograd lists),
+the mistake bank (:class:`Mistake`), tolerances, and the ``@check`` decorator. Importing it
+loads only what these need, not the runner, the sandbox or the front ends.
+"""
+
+from course.grading.checks import check
+from course.grading.compare import Tolerance
+from course.grading.forbidden import AUTOGRAD_CALLS, AUTOGRAD_ENGINE, Forbid
+from course.grading.grader import CheckFailure, Grader, Mistake
+from course.grading.spec import (
+    FLOAT_DTYPES,
+    Call,
+    Device,
+    Fixture,
+    Gen,
+    Inspect,
+    Make,
+    dtype_word,
+)
+
+__all__ = [
+    "AUTOGRAD_CALLS",
+    "AUTOGRAD_ENGINE",
+    "FLOAT_DTYPES",
+    "Call",
+    "CheckFailure",
+    "Device",
+    "Fixture",
+    "Forbid",
+    "Gen",
+    "Grader",
+    "Inspect",
+    "Make",
+    "Mistake",
+    "Tolerance",
+    "check",
+    "dtype_word",
+]
