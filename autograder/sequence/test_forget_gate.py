@@ -24,24 +24,25 @@ import math
 import torch
 
 from course.data import reber as grammar
+from course.grading.cell_checks import require_layout, require_uniform_init
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Forbid, Gen, Inspect, Make, Mistake, check
+from course.grading.dsl import (
+    LSTM_ATEN,
+    LSTM_CALLS,
+    Call,
+    Forbid,
+    Gen,
+    Inspect,
+    Make,
+    Mistake,
+    check,
+)
 from course.grading.dsl import dtype_word as _dt
 
 UNIT = "forget-gate"
 
 FORBIDDEN = [
-    Forbid(
-        calls=(
-            "torch._VF.lstm",
-            "torch._VF.lstm_cell",
-            "torch.nn.LSTM",
-            "torch.nn.LSTMCell",
-            "torch.lstm",
-            "torch.lstm_cell",
-        ),
-        aten=("lstm_cell", "_thnn_fused_lstm_cell", "lstm"),
-    ),
+    Forbid(calls=LSTM_CALLS, aten=LSTM_ATEN),
 ]
 
 MISTAKES = [
@@ -398,11 +399,6 @@ def _state(grader, b, h, dtype, c_scale=2.0):
             grader.randn(b, h, dtype=dtype, scale=c_scale))
 
 
-def _layout(payload, kind):
-    items = payload["out"]["items"][kind]["items"]
-    return {name: (tuple(v["data"].shape), _dt(v["data"].dtype)) for name, v in items.items()}
-
-
 @check(points=1, public=True, task="ForgetLSTMCell")
 def test_parameters(grader):
     """ForgetLSTMCell has nn.LSTMCell's parameter names and shapes, in both settings"""
@@ -412,57 +408,23 @@ def test_parameters(grader):
                 probe = Inspect(Make("ForgetLSTMCell", (i, h),
                                      {"bias": bias, "forget_gate": forget_gate}))
                 case = f"ForgetLSTMCell({i}, {h}, bias={bias}, forget_gate={forget_gate})"
-                want = grader.reference(probe, float64=False)
-                got = grader.learner(probe, case)
-                for kind in ("parameters", "buffers"):
-                    have, expected = _layout(got, kind), _layout(want, kind)
-                    grader.require(
-                        have == expected,
-                        f"{case}: {kind} (name: (shape, dtype)) are {have}, expected "
-                        f"{expected}. Use the names and shapes of torch.nn.LSTMCell in both "
-                        "settings: weight_ih (4H, I), weight_hh (4H, H), bias_ih and bias_hh "
-                        "(4H,) only when bias=True, and no buffers.",
-                    )
-                grader.cases.append(case)
+                require_layout(
+                    grader, probe, case,
+                    "Use the names and shapes of torch.nn.LSTMCell in both settings: weight_ih "
+                    "(4H, I), weight_hh (4H, H), bias_ih and bias_hh (4H,) only when bias=True, "
+                    "and no buffers.",
+                )
 
 
 @check(points=1, task="ForgetLSTMCell")
 def test_init(grader):
     """every parameter is initialised uniformly in [-1/sqrt(H), 1/sqrt(H)], both settings"""
-    # n draws from U(-b, b): the mean has sd b/sqrt(3n), the biased sample variance mean b²/3
-    # and sd b²·sqrt(4/(45n)); bounds at 5 sd fail a correct init with probability ~6e-7 each.
     for i, h in [(8, 16), (2, 6)]:
         for forget_gate in (True, False):
             probe = Inspect(Make("ForgetLSTMCell", (i, h), {"forget_gate": forget_gate}))
-            case = f"ForgetLSTMCell({i}, {h}, forget_gate={forget_gate}) as constructed"
-            got = grader.learner(probe, case)
-            bound = 1.0 / math.sqrt(h)
-            params = got["out"]["items"]["parameters"]["items"]
-            grader.require(bool(params), f"{case} has no parameters")
-            for name, value in params.items():
-                v = value["data"].double().flatten()
-                n = v.numel()
-                where = f"{case}: {name}"
-                grader.require(n > 0, f"{where} is empty")
-                grader.require(
-                    bool(v.abs().max() <= bound * (1 + 1e-6)),
-                    f"{where} has values up to {float(v.abs().max()):.4g} in absolute value; "
-                    f"every parameter should lie in [-1/sqrt(H), 1/sqrt(H)] = ±{bound:.4g}.",
-                )
-                mean, var = float(v.mean()), float(v.var(unbiased=False))
-                mean_tol = 5 * bound / math.sqrt(3 * n)
-                var_tol = 5 * bound**2 * math.sqrt(4 / (45 * n))
-                grader.require(
-                    abs(mean) <= mean_tol,
-                    f"{where} has mean {mean:.4g}; a uniform init on ±{bound:.4g} has mean 0 "
-                    f"(allowed ±{mean_tol:.3g}, 5 standard deviations over {n} values).",
-                )
-                grader.require(
-                    abs(var - bound**2 / 3) <= var_tol,
-                    f"{where} has variance {var:.4g}; uniform on ±1/sqrt(H) has variance "
-                    f"{bound**2 / 3:.4g} (allowed ±{var_tol:.3g}, 5 standard deviations).",
-                )
-            grader.cases.append(case)
+            require_uniform_init(
+                grader, probe, f"ForgetLSTMCell({i}, {h}, forget_gate={forget_gate}) as "
+                "constructed", h, "torch.nn.LSTMCell")
 
 
 @check(points=2, public=True, task="ForgetLSTMCell")

@@ -16,25 +16,23 @@ import torch
 
 from course.grading.cell_checks import require_layout, require_uniform_init
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Fixture, Forbid, Inspect, Make, Mistake, check
+from course.grading.dsl import (
+    LSTM_ATEN,
+    LSTM_CALLS,
+    Call,
+    Fixture,
+    Forbid,
+    Inspect,
+    Make,
+    Mistake,
+    check,
+)
 from course.grading.dsl import dtype_word as _dt
 
 UNIT = "lstm"
 
 FORBIDDEN = [
-    Forbid(
-        # torch._VF.lstm_cell is the very object torch.lstm_cell; the last name listed for an
-        # object is the one feedback shows, so the public names come last.
-        calls=(
-            "torch._VF.lstm",
-            "torch._VF.lstm_cell",
-            "torch.nn.LSTM",
-            "torch.nn.LSTMCell",
-            "torch.lstm",
-            "torch.lstm_cell",
-        ),
-        aten=("lstm_cell", "_thnn_fused_lstm_cell", "lstm"),
-    ),
+    Forbid(calls=LSTM_CALLS, aten=LSTM_ATEN),
 ]
 
 MISTAKES = [

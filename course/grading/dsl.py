@@ -11,7 +11,7 @@ loads only what these need, not the runner, the sandbox or the front ends.
 
 from course.grading.checks import check
 from course.grading.compare import Tolerance
-from course.grading.forbidden import AUTOGRAD_CALLS, AUTOGRAD_ENGINE, Forbid
+from course.grading.forbidden import AUTOGRAD_CALLS, AUTOGRAD_ENGINE, LSTM_ATEN, LSTM_CALLS, Forbid
 from course.grading.grader import CheckFailure, Grader, Mistake
 from course.grading.spec import (
     FLOAT_DTYPES,
@@ -27,6 +27,8 @@ from course.grading.spec import (
 __all__ = [
     "AUTOGRAD_CALLS",
     "AUTOGRAD_ENGINE",
+    "LSTM_ATEN",
+    "LSTM_CALLS",
     "FLOAT_DTYPES",
     "Call",
     "CheckFailure",

@@ -41,6 +41,19 @@ from torch.overrides import TorchFunctionMode
 AUTOGRAD_ENGINE = "autograd::engine::evaluate_function"
 # Every public entry point to automatic differentiation, for units whose gradients are the
 # exercise (forbid them with ``Forbid(calls=AUTOGRAD_CALLS, aten=(AUTOGRAD_ENGINE,))``).
+# The library LSTMs, for units whose learners write the cell (3.2 lstm, 3.3 forget-gate).
+# torch._VF.lstm_cell is the very object torch.lstm_cell; the last name listed for an object is
+# the one feedback shows, so the public names come last.
+LSTM_CALLS = (
+    "torch._VF.lstm",
+    "torch._VF.lstm_cell",
+    "torch.nn.LSTM",
+    "torch.nn.LSTMCell",
+    "torch.lstm",
+    "torch.lstm_cell",
+)
+LSTM_ATEN = ("lstm_cell", "_thnn_fused_lstm_cell", "lstm")
+
 AUTOGRAD_CALLS = (
     "torch.Tensor.backward",
     "torch.autograd.backward",
