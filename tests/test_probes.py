@@ -83,3 +83,17 @@ def test_the_gradient_probe_reports_which_returned_tensors_are_detached():
     payload = _run(source, Call("f", (torch.ones(3),), grad=(0,)))
     assert payload["ok"]
     assert payload["grads"]["differentiable"] == [True, False]
+
+
+def test_a_forbidden_name_whose_module_cannot_be_imported_counts_as_absent(tmp_path,
+                                                                          monkeypatch):
+    """A library the sandbox refuses to load (it raises something other than ImportError on
+    import) must not break every probe of the unit that forbids one of its functions."""
+    from course.grading.forbidden import Forbid, resolve
+
+    (tmp_path / "refused_library.py").write_text("raise OSError('dlopen refused')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert resolve("refused_library.fast_kernel") is None
+    payload = execute(Call("f", (torch.ones(2),)), {"f": lambda x: x + 1}, CPU,
+                      [Forbid(calls=("refused_library.fast_kernel",))])
+    assert payload["ok"], payload

@@ -96,12 +96,15 @@ class Forbid:
 
 
 def resolve(dotted: str) -> object | None:
-    """Import ``a.b.c`` as an object, or None if it does not exist in this torch."""
+    """Import ``a.b.c`` as an object, or None if it does not exist here. A module that fails
+    to import for any reason (not installed, or refused by the sandbox, as a library loading
+    native code is) counts as absent: learner code in the same process cannot import it
+    either."""
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
         try:
             obj: object = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
+        except Exception:
             continue
         try:
             for attr in parts[cut:]:
