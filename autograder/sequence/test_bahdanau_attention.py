@@ -23,27 +23,14 @@ import math
 
 import torch
 
+from course.grading.dsl import ATTENTION_ATEN, ATTENTION_CALLS, Call, Forbid, Make, Mistake, check
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Forbid, Make, Mistake, check
 from course.grading.dsl import dtype_word as _dt
 
 UNIT = "bahdanau-attention"
 
 FORBIDDEN = [
-    Forbid(
-        calls=(
-            "torch.nn.functional.scaled_dot_product_attention",
-            "torch.nn.functional.multi_head_attention_forward",
-            "torch.nn.MultiheadAttention",
-        ),
-        aten=(
-            "scaled_dot_product_attention",
-            "_scaled_dot_product_flash_attention_for_cpu",
-            "_scaled_dot_product_efficient_attention",
-            "_scaled_dot_product_flash_attention",
-            "_scaled_dot_product_attention_math",
-        ),
-    ),
+    Forbid(calls=ATTENTION_CALLS, aten=ATTENTION_ATEN),
 ]
 
 MISTAKES = [

@@ -22,31 +22,23 @@ leftmost mergeable pair differs from applying the lowest rank.
 """
 
 from course.data.language import text as language_text
+from course.grading.dsl import (
+    ATTENTION_ATEN,
+    ATTENTION_CALLS,
+    TRANSFORMER_LAYERS,
+    Call,
+    Forbid,
+    Make,
+    Mistake,
+    check,
+    dtype_word,
+)
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Forbid, Make, Mistake, check, dtype_word
 
 UNIT = "gpt-2"
 
 FORBIDDEN = [
-    Forbid(
-        calls=(
-            "torch.nn.functional.scaled_dot_product_attention",
-            "torch.nn.functional.multi_head_attention_forward",
-            "torch.nn.MultiheadAttention",
-            "torch.nn.Transformer",
-            "torch.nn.TransformerEncoderLayer",
-            "torch.nn.TransformerDecoderLayer",
-            "torch.nn.TransformerEncoder",
-            "torch.nn.TransformerDecoder",
-        ),
-        aten=(
-            "scaled_dot_product_attention",
-            "_scaled_dot_product_flash_attention_for_cpu",
-            "_scaled_dot_product_efficient_attention",
-            "_scaled_dot_product_flash_attention",
-            "_scaled_dot_product_attention_math",
-        ),
-    ),
+    Forbid(calls=ATTENTION_CALLS + TRANSFORMER_LAYERS, aten=ATTENTION_ATEN),
 ]
 
 MISTAKES = [

@@ -28,25 +28,22 @@ import math
 import torch
 
 from course.grading.cell_checks import require_layout
-from course.grading.dsl import Call, Forbid, Gen, Inspect, Make, Mistake, check
+from course.grading.dsl import (
+    ATTENTION_ATEN,
+    ATTENTION_CALLS,
+    Call,
+    Forbid,
+    Gen,
+    Inspect,
+    Make,
+    Mistake,
+    check,
+)
 
 UNIT = "gpt-3"
 
 FORBIDDEN = [
-    Forbid(
-        calls=(
-            "torch.nn.functional.scaled_dot_product_attention",
-            "torch.nn.functional.multi_head_attention_forward",
-            "torch.nn.MultiheadAttention",
-        ),
-        aten=(
-            "scaled_dot_product_attention",
-            "_scaled_dot_product_flash_attention_for_cpu",
-            "_scaled_dot_product_efficient_attention",
-            "_scaled_dot_product_flash_attention",
-            "_scaled_dot_product_attention_math",
-        ),
-    ),
+    Forbid(calls=ATTENTION_CALLS, aten=ATTENTION_ATEN),
 ]
 
 MISTAKES = [

@@ -15,31 +15,24 @@ same ``out_proj``, with and without biases, padding and causal masks.
 import torch
 
 from course.grading.cell_checks import require_layout
+from course.grading.dsl import (
+    ATTENTION_ATEN,
+    ATTENTION_CALLS,
+    TRANSFORMER_LAYERS,
+    Call,
+    Device,
+    Forbid,
+    Inspect,
+    Make,
+    Mistake,
+    check,
+)
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Device, Forbid, Inspect, Make, Mistake, check
 
 UNIT = "transformer"
 
 FORBIDDEN = [
-    Forbid(
-        calls=(
-            "torch.nn.functional.scaled_dot_product_attention",
-            "torch.nn.functional.multi_head_attention_forward",
-            "torch.nn.MultiheadAttention",
-            "torch.nn.Transformer",
-            "torch.nn.TransformerEncoderLayer",
-            "torch.nn.TransformerDecoderLayer",
-            "torch.nn.TransformerEncoder",
-            "torch.nn.TransformerDecoder",
-        ),
-        aten=(
-            "scaled_dot_product_attention",
-            "_scaled_dot_product_flash_attention_for_cpu",
-            "_scaled_dot_product_efficient_attention",
-            "_scaled_dot_product_flash_attention",
-            "_scaled_dot_product_attention_math",
-        ),
-    ),
+    Forbid(calls=ATTENTION_CALLS + TRANSFORMER_LAYERS, aten=ATTENTION_ATEN),
 ]
 
 MISTAKES = [

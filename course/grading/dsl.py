@@ -11,7 +11,16 @@ loads only what these need, not the runner, the sandbox or the front ends.
 
 from course.grading.checks import check
 from course.grading.compare import Tolerance
-from course.grading.forbidden import AUTOGRAD_CALLS, AUTOGRAD_ENGINE, LSTM_ATEN, LSTM_CALLS, Forbid
+from course.grading.forbidden import (
+    ATTENTION_ATEN,
+    ATTENTION_CALLS,
+    AUTOGRAD_CALLS,
+    AUTOGRAD_ENGINE,
+    LSTM_ATEN,
+    LSTM_CALLS,
+    TRANSFORMER_LAYERS,
+    Forbid,
+)
 from course.grading.grader import CheckFailure, Grader, Mistake
 from course.grading.spec import (
     FLOAT_DTYPES,
@@ -25,6 +34,9 @@ from course.grading.spec import (
 )
 
 __all__ = [
+    "ATTENTION_ATEN",
+    "ATTENTION_CALLS",
+    "TRANSFORMER_LAYERS",
     "AUTOGRAD_CALLS",
     "AUTOGRAD_ENGINE",
     "LSTM_ATEN",

@@ -54,6 +54,29 @@ LSTM_CALLS = (
 )
 LSTM_ATEN = ("lstm_cell", "_thnn_fused_lstm_cell", "lstm")
 
+# Library attention, for units whose learners write it (transformer, bahdanau-attention,
+# gpt-2, gpt-3); the fused kernels are watched at the ATen level too. Units built of whole
+# layers also forbid TRANSFORMER_LAYERS.
+ATTENTION_CALLS = (
+    "torch.nn.functional.scaled_dot_product_attention",
+    "torch.nn.functional.multi_head_attention_forward",
+    "torch.nn.MultiheadAttention",
+)
+ATTENTION_ATEN = (
+    "scaled_dot_product_attention",
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_attention_math",
+)
+TRANSFORMER_LAYERS = (
+    "torch.nn.Transformer",
+    "torch.nn.TransformerEncoderLayer",
+    "torch.nn.TransformerDecoderLayer",
+    "torch.nn.TransformerEncoder",
+    "torch.nn.TransformerDecoder",
+)
+
 AUTOGRAD_CALLS = (
     "torch.Tensor.backward",
     "torch.autograd.backward",
