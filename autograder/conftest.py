@@ -14,8 +14,8 @@ import pytest
 from course.catalogue import find
 from course.grading.engine import resolve_device, unit_context
 from course.grading.grader import Grader
-from course.grading.runner import IsolatedRunner, Limits
 from course.grading.submission import read_submission
+from course.isolation.runner import IsolatedRunner, Limits
 
 
 def pytest_addoption(parser):

@@ -193,13 +193,13 @@ def make_record(job: Job, status: str, message: str, result: dict | None) -> dic
 
 # -- the worker side -------------------------------------------------------------------------
 def _worker_start() -> None:
-    from course.lifetime import die_with_parent
+    from course.isolation.lifetime import die_with_parent
 
     die_with_parent()  # a killed `course grade` takes its workers (and their servers) along
     import torch  # noqa: F401  (once per worker)
 
-    from course.forkserver import prestart
     from course.grading import engine  # noqa: F401
+    from course.isolation.forkserver import prestart
 
     prestart()
 

@@ -90,7 +90,7 @@ def run_check(unit: str, check_id: str, namespace: dict, device: str = "cpu"):
     """Grade one check of ``unit`` against ``namespace`` in this process; the UnitResult."""
     from course.grading.checks import load_checks
     from course.grading.engine import grade_runner, resolve_device
-    from course.grading.inprocess import InProcessRunner
+    from course.isolation.inprocess import InProcessRunner
 
     found = catalogue.find(unit)
     checks = load_checks(found)

@@ -170,7 +170,7 @@ def check(units, all_units, submission, reference, json_path, device, public, no
     if submission and reference:
         raise Abort("--submission and --reference exclude each other")
     if not no_isolation:
-        from course.forkserver import prestart
+        from course.isolation.forkserver import prestart
 
         prestart()
     if all_units:

@@ -46,7 +46,7 @@ class Checker:
     def __call__(self, *tasks: str, namespace: dict | None = None) -> CheckReport:
         from course.grading.checks import load_checks
         from course.grading.engine import grade_runner, resolve_device
-        from course.grading.inprocess import InProcessRunner
+        from course.isolation.inprocess import InProcessRunner
 
         if not self.unit.solution_path.exists() or not self.unit.checks_path.exists():
             raise RuntimeError(

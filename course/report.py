@@ -1,21 +1,55 @@
-"""Presenting results: rich terminal report, Gradescope ``results.json``, notebook HTML."""
+"""All the wording of results: a check's feedback from its fields (case, difference, hint,
+what passed before), the rich terminal report, Gradescope's ``results.json``, the notebook's
+HTML and text. Checks and the engine produce data; only this module turns it into words."""
+
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from course.grading.engine import ISOLATION_WORDS, UnitResult
+    from course.grading.engine import CheckResult, UnitResult
+
+ISOLATION_WORDS = {
+    "bubblewrap": "bubblewrap sandbox (separate process, read-only file system without "
+    "references or hidden checks, no network, own process tree, time/memory/output limits)",
+    "process": "process isolation only (separate process, time/memory/output limits; "
+    "no OS sandbox on this machine)",
+    "none": "none (in-kernel: your code ran in this process)",
+}
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "magenta"}
 STATUS_MARK = {"passed": "✓", "failed": "✗", "error": "!"}
 NOT_RUN_MARK = "–"
+
+
+def failure_text(message: str, case: str | None = None, hint: str | None = None,
+                 passed_before: Sequence[str] = ()) -> str:
+    """A failed check in words: "case: problem", the mistake's hint, what passed before."""
+    text = f"{case}: {message}" if case else message
+    if hint:
+        text += f"\nHint: {hint}"
+    if passed_before:
+        shown = "; ".join(passed_before[:6]) + (" …" if len(passed_before) > 6 else "")
+        text += f"\n(Passed before this: {shown})"
+    return text
+
+
+def check_output(c: CheckResult) -> str:
+    """One check's feedback in words, from its fields."""
+    from course.grading.engine import INTERNAL_ERROR
+
+    if c.status == "passed":
+        return "Passed: " + ("; ".join(c.cases) if c.cases else c.title)
+    if c.status == "error":
+        return INTERNAL_ERROR + c.message
+    return failure_text(c.message, c.case, c.hint, c.cases)
 
 
 def mark(c) -> str:
@@ -30,6 +64,11 @@ def print_result(result: UnitResult, console: Console | None = None, verbose: bo
                  waited: float | None = None) -> None:
     """The terminal report. It wraps at any width (never crops), piped or not; ``waited`` is
     the wall time the learner waited, shown beside the time spent grading."""
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
     console = console or Console()
     out = _wrapping(console)
     score = f"{_points(result.score)}/{_points(result.max_score)}"
@@ -94,6 +133,7 @@ def gradescope_json(results: list[UnitResult], timings: bool = True) -> dict:
                 "status": "passed" if c.status == "passed" else "failed",
                 "output": c.output,
                 "visibility": "visible",
+                **({"extra_data": _check_data(c)} if c.status != "passed" else {}),
             })
     notes = [f"{r.unit}: {n}" for r in results for n in r.notes]
     fatal = [f"{r.unit}: {r.fatal}" for r in results if r.fatal]
@@ -112,6 +152,17 @@ def gradescope_json(results: list[UnitResult], timings: bool = True) -> dict:
             "isolation": sorted({r.isolation for r in results}),
         },
     }
+
+
+def _check_data(c: CheckResult) -> dict:
+    """A failed check's fields as data, beside its words: the case, the mistake matched, and
+    how the output differed (where, max abs and rel error, first index)."""
+    data: dict = {"check": c.id, "case": c.case, "mistake": c.mistake}
+    if c.difference is not None:
+        d = c.difference
+        data["difference"] = {"where": d.where, "max_abs": d.max_abs, "max_rel": d.max_rel,
+                              "index": list(d.index) if d.index is not None else None}
+    return data
 
 
 def write_json(results: list[UnitResult], path: str | Path) -> None:

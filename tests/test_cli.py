@@ -9,9 +9,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from course import sandbox, workspace
+from course import workspace
 from course.catalogue import find
 from course.cli import main
+from course.isolation import sandbox
 
 LN = find("layer-norm")
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course import sandbox
 from course.catalogue import find
 from course.grading.checks import master_source
 from course.grading.compare import Tolerance, compare_values
 from course.grading.encode import EncodeError, encode, from_bytes, to_bytes
 from course.grading.engine import grade_submission
-from course.grading.runner import IsolatedRunner, Limits
 from course.grading.spec import Call
 from course.grading.submission import SubmissionError, read_submission
+from course.isolation import sandbox
+from course.isolation.runner import IsolatedRunner, Limits
 
 LN = find("layer-norm")
 
@@ -56,7 +56,7 @@ def test_learner_sees_a_scrubbed_environment(write):
     """The grader's settings and secrets never reach learner code; HOME is its own folder."""
     import os
 
-    from course.grading.child import scrub_environment
+    from course.isolation.child import scrub_environment
 
     environ = {"COURSE_SECRET_FOR_TEST": "s3cret", "PATH": "/usr/bin", "HOME": "/root"}
     scrub_environment("/tmp/x", environ)

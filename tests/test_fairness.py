@@ -23,8 +23,8 @@ from course import catalogue
 from course.grading.checks import load_checks, master_source
 from course.grading.engine import grade_runner, grade_submission, unit_context
 from course.grading.grader import Mistake, probe_dtypes
-from course.grading.inprocess import InProcessRunner
 from course.grading.spec import Call, Gen, Make, Probe
+from course.isolation.inprocess import InProcessRunner
 from tests.conftest import gradable_units
 
 UNITS = gradable_units()

@@ -30,8 +30,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import catalogue, sandbox
+from course import catalogue
 from course.grading.checks import load_checks, master_source
+from course.isolation import sandbox
 
 pytestmark = pytest.mark.slow
 LN = catalogue.find("layer-norm")

@@ -33,12 +33,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from course import forkserver, paths, sandbox
+from course import paths
 from course.catalogue import find
 from course.grading import compare as grading_compare
 from course.grading.checks import load_checks, master_source
 from course.grading.engine import grade_submission
 from course.grading.grader import Grader
+from course.isolation import forkserver, sandbox
 
 LN = find("layer-norm")
 ROOT = paths.ROOT

@@ -114,20 +114,20 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_the_import_graph_sees_real_edges():
     graph = import_graph()
     assert "course.grading.spec" in graph["course.grading.dsl"]
-    assert "course.grading.probes" in graph["course.grading.child"]
+    assert "course.grading.probes" in graph["course.isolation.child"]
 
 
-@pytest.mark.parametrize("module", ["course.grading.child", "course.grading.dsl"])
+@pytest.mark.parametrize("module", ["course.isolation.child", "course.grading.dsl"])
 def test_a_layer_loads_no_layer_above_it(module):
     """The learner's child process loads neither the checks, the engine, the catalogue nor the
     front ends; the check vocabulary loads no runner."""
     above = {
-        "course.grading.child": ["course.grading.checks", "course.grading.engine",
+        "course.isolation.child": ["course.grading.checks", "course.grading.engine",
                                  "course.catalogue", "course.cli", "course.report",
-                                 "course.grading.runner"],
-        "course.grading.dsl": ["course.grading.runner", "course.grading.engine",
-                               "course.grading.child", "course.cli", "course.report",
-                               "course.sandbox"],
+                                 "course.isolation.runner"],
+        "course.grading.dsl": ["course.isolation.runner", "course.grading.engine",
+                               "course.isolation.child", "course.cli", "course.report",
+                               "course.isolation.sandbox"],
     }[module]
     code = (f"import sys, {module}; "
             "print(' '.join(m for m in sys.modules if m.startswith('course')))")
@@ -153,3 +153,16 @@ def test_every_driver_a_check_names_exists():
         except (ImportError, AttributeError) as exc:
             missing.append(f"@{module}.{function}: {exc}")
     assert not missing, missing
+
+
+def test_grading_core_loads_no_isolation_code():
+    """The checks' vocabulary, comparison and grader (``course.grading``) never import the
+    isolation package when they are imported; only the isolation package runs learner code
+    apart, and it builds on the core, not the other way round."""
+    graph = import_graph()
+    leaks = {m: sorted(t for t in edges if t.startswith("course.isolation"))
+             for m, edges in graph.items() if m.startswith("course.grading")}
+    assert not {m: t for m, t in leaks.items() if t}, leaks
+    isolation = {m for m in graph if m.startswith("course.isolation.")}
+    assert {m.rpartition(".")[2] for m in isolation} >= {
+        "forkserver", "sandbox", "runner", "child", "confine", "zygote", "integrity"}

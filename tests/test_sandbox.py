@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from course import forkserver, sandbox
-from course.grading.runner import IsolatedRunner
 from course.grading.spec import Call
+from course.isolation import forkserver, sandbox
+from course.isolation.runner import IsolatedRunner
 
 SANDBOXED = sandbox.level() == "bubblewrap"
 needs_sandbox = pytest.mark.skipif(

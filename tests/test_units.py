@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from course import sandbox
 from course.build import build_notebook, render
 from course.grading.checks import load_checks, master_source
 from course.grading.engine import grade_submission
+from course.isolation import sandbox
 from course.markers import solution_lines
 from tests.conftest import gradable_units
 

@@ -247,16 +247,16 @@ def test_gradients_equal_autograd(grader):
             params, x, y = _problem(grader, b, i, h, o, dtype)
             case = _case(b, i, h, o, dtype)
             got = grader.compare(Call("forward_backward", (params, x, y)), case=case)
-            loss, grads = got["out"]["items"]
+            loss, grads = got.out
             want_loss, want_grads = _autograd_reference(params, x, y)
             rtol, atol = Tolerance().for_dtype(dtype)
             grader.require(
-                torch.allclose(loss["data"].double(), want_loss, rtol=rtol, atol=atol),
-                f"{case}: your loss {float(loss['data']):.6g} differs from autograd's "
+                torch.allclose(loss.double(), want_loss, rtol=rtol, atol=atol),
+                f"{case}: your loss {float(loss):.6g} differs from autograd's "
                 f"{float(want_loss):.6g}",
             )
             for name, want in want_grads.items():
-                have = grads["items"][name]["data"].double()
+                have = grads[name].double()
                 grader.require(
                     torch.allclose(have, want, rtol=rtol, atol=atol),
                     f"{case}: your gradient w.r.t. {name} differs from autograd's by up to "
@@ -276,10 +276,8 @@ def test_batch_average(grader):
             Call("forward_backward", (params, x.repeat(2, 1), y.repeat(2, 1))),
             case=f"{case}, every pattern twice",
         )
-        a = [once["out"]["items"][0]["data"]] + [
-            once["out"]["items"][1]["items"][k]["data"] for k in ("W1", "b1", "W2", "b2")]
-        c = [twice["out"]["items"][0]["data"]] + [
-            twice["out"]["items"][1]["items"][k]["data"] for k in ("W1", "b1", "W2", "b2")]
+        a = [once.out[0]] + [once.out[1][k] for k in ("W1", "b1", "W2", "b2")]
+        c = [twice.out[0]] + [twice.out[1][k] for k in ("W1", "b1", "W2", "b2")]
         grader.require(
             all(torch.allclose(u, v, rtol=1e-9, atol=1e-12) for u, v in zip(a, c)),
             f"{case}: repeating the batch changed your loss or gradients; they must be "
@@ -357,7 +355,8 @@ def test_xor_solved(grader):
         Call("@backprop.train", (params, x, y), {"lr": 2.0, "momentum": 0.9, "steps": XOR_STEPS}),
         case,
     )
-    final = {k: v["data"].double() for k, v in got["out"]["items"]["params"]["items"].items()}
+    final = {k: v.double() for k, v in got.out["params"].items()}
+
     grader.require(
         set(final) == {"W1", "b1", "W2", "b2"}, f"{case}: the final parameters lost their keys"
     )

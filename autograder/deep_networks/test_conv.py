@@ -201,15 +201,16 @@ def _reference_against_torch(grader, x, weight, bias, stride, padding, grad=()):
     """In the grader's process: the master's output (and gradients, with the probe's own
     cotangents) must agree with F.conv2d's; a disagreement is a course bug, not the
     learner's."""
-    payload = grader.reference(_probe(x, weight, bias, stride, padding, grad))
+    ref = grader.reference(_probe(x, weight, bias, stride, padding, grad))
     inputs = [t.double().requires_grad_() for t in (x, weight) + (() if bias is None else (bias,))]
     want = F.conv2d(*inputs, stride=stride, padding=padding)
-    got = payload["out"]["data"]
+    got = ref.out
     agree = got.shape == want.shape and torch.allclose(got, want, rtol=1e-10, atol=1e-12)
     if agree and grad:
         wanted = torch.autograd.grad(want, [inputs[i] for i in grad], cotangents([want]))
         for i, w in zip(grad, wanted):
-            g = payload["grads"]["items"][f"arg{i}"]["data"]
+            g = ref.grads[f"arg{i}"]
+
             agree = agree and torch.allclose(g, w, rtol=1e-10, atol=1e-12)
     if not agree:
         raise GraderError(f"the reference disagrees with F.conv2d on "

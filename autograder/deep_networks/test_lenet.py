@@ -279,7 +279,7 @@ def test_trains_on_digits(grader):
     case = (f"LeNet5(10) trained by the grader (Adam, 10 epochs, batches of 32, shifts of up to "
             f"2 pixels, fixed seed) on {len(y_train)} digits, tested on {len(y_test)}")
     got = grader.learner(Call("@lenet.train", (state, x_train, y_train, x_test)), case)
-    logits = got["out"]["items"]["test_logits"]["data"]
+    logits = got.out["test_logits"]
     grader.require(
         tuple(logits.shape) == (len(y_test), 10),
         f"{case}: the logits on the test images have shape {tuple(logits.shape)}, expected "
@@ -288,7 +288,8 @@ def test_trains_on_digits(grader):
     grader.require(bool(torch.isfinite(logits).all()),
                    f"{case}: the logits on the test images are not all finite")
     accuracy = float((logits.argmax(dim=1).cpu() == y_test).double().mean())
-    losses = got["out"]["items"]["train_loss"]["data"]
+    losses = got.out["train_loss"]
+
     curve = ", ".join(f"{float(v):.3f}" for v in losses)
     grader.require(
         accuracy >= TARGET_ACCURACY,

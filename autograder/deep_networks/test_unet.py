@@ -296,7 +296,8 @@ def test_unet_valid_output_size(grader):
         case = f"{_describe(1, 2, depth, 1, 0)} on x{list(x.shape)}"
         got = grader.compare(Call(_unet(grader, 1, 2, depth, 1, 0, torch.float32), (x,)),
                              case=case)
-        shape = tuple(got["out"]["data"].shape[-2:])
+        shape = tuple(got.out.shape[-2:])
+
         want = (_valid_size(h, depth), _valid_size(w, depth))
         grader.require(shape == want, f"{case}: output is {shape}, the valid-convolution "
                        f"formula gives {want}")

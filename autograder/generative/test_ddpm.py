@@ -421,13 +421,13 @@ def test_sample_statistics(grader):
         probe = Call("ddpm_sample", (model, (n, d), betas.to(dtype)),
                      {"generator": Gen(seed), "variance": variance})
         got = _model_contract(lambda probe=probe, case=case: grader.learner(probe, case))
-        out = got["out"]
+        out = got.out
         grader.require(
-            isinstance(out, dict) and out.get("__kind__") == "tensor"
-            and tuple(out["data"].shape) == (n, d),
+            isinstance(out, torch.Tensor) and tuple(out.shape) == (n, d),
             f"{case}: expected a tensor of shape ({n}, {d})",
         )
-        x = out["data"].double().flatten()
+        x = out.double().flatten()
+
         grader.require(bool(torch.isfinite(x).all()), f"{case}: the samples hold NaN or inf")
         m_star, v_star = _chain_moments(betas, mu, s, variance)
         N = x.numel()

@@ -158,10 +158,8 @@ SIGMAS = 5.0  # statistical checks allow five standard errors
 
 def _learner_tensor(grader, probe, shape, case):
     """The learner's output for ``probe`` as a float64 CPU tensor of ``shape``, or a failure."""
-    out = grader.learner(probe, case)["out"]
-    grader.require(isinstance(out, dict) and out.get("__kind__") == "tensor",
-                   f"{case}: expected a tensor")
-    data = out["data"]
+    data = grader.learner(probe, case).out
+    grader.require(isinstance(data, torch.Tensor), f"{case}: expected a tensor")
     grader.require(tuple(data.shape) == tuple(shape),
                    f"{case}: output has shape {tuple(data.shape)}, expected {tuple(shape)}")
     grader.require(data.is_floating_point(), f"{case}: expected a floating-point output")
@@ -394,7 +392,8 @@ def test_paper_conventions_agree(grader):
             paper = grader.compare(
                 Call("paper_dropout", (x, q, True), {"generator": Gen(seed)}, grad=(0,)),
                 case=f"d/dx paper_dropout(x[3, 7], p_retain={q}, training=True), {dtype}",
-            )["out"]["data"].double()
+            ).out.double()
+
             grader.compare(
                 Call("paper_dropout", (x, q, False), grad=(0,)),
                 case=f"d/dx paper_dropout(x[3, 7], p_retain={q}, training=False), {dtype}",
@@ -402,7 +401,8 @@ def test_paper_conventions_agree(grader):
             inverted = grader.compare(
                 Call("dropout", (x, 1 - q), {"generator": Gen(seed)}),
                 case=f"dropout(x[3, 7], p={1 - q:g}) with the same generator",
-            )["out"]["data"].double()
+            ).out.double()
+
             grader.require(
                 bool(torch.allclose(paper / q, inverted, rtol=1e-5, atol=1e-6)),
                 f"paper_dropout(x, {q}, True) / {q} should equal dropout(x, {1 - q:g}) drawn with "

@@ -143,12 +143,12 @@ def _name(dtype):
 
 
 def _against_torch(grader, got, x, case, approximate=None, derivative=False):
-    """The learner's output (payload) against F.gelu / autograd of it, computed here."""
+    """The learner's output (an Outcome) against F.gelu / autograd of it, computed here."""
     x64 = x.double().requires_grad_(derivative)
     with torch.enable_grad():
         y = F.gelu(x64, approximate=approximate or "none")
         want = torch.autograd.grad(y.sum(), x64)[0] if derivative else y.detach()
-    out = got["out"]["data"].double()
+    out = got.out.double()
     rtol, atol = Tolerance().for_dtype(x.dtype)
     err = float((out - want).abs().max()) if out.numel() else 0.0
     what = "autograd of F.gelu" if derivative else f"F.gelu(approximate={approximate!r})"
@@ -220,10 +220,10 @@ def _max_error(grader, name, dtype):
     """max |name(x) − gelu(x)| on a dense grid: the learner's approximation against the
     reference's exact GELU, and the reference's own approximation error."""
     grid = torch.linspace(-8.0, 8.0, 3201, dtype=torch.float64).to(dtype)
-    exact = grader.reference(Call("gelu", (grid,)))["out"]["data"]
-    ref = grader.reference(Call(name, (grid,)))["out"]["data"]
-    got = grader.learner(Call(name, (grid,)), case=f"{name}(x) on 3201 points in [-8, 8]")
-    out = got["out"]["data"]
+    exact = grader.reference(Call("gelu", (grid,))).out
+    ref = grader.reference(Call(name, (grid,))).out
+    out = grader.learner(Call(name, (grid,)), case=f"{name}(x) on 3201 points in [-8, 8]").out
+
     grader.require(
         tuple(out.shape) == tuple(grid.shape),
         f"{name}: returned shape {tuple(out.shape)} for an input of shape {tuple(grid.shape)}",

@@ -7,7 +7,7 @@ mismatch, looks the output up in the mistake bank below.
 
 import torch
 
-from course.grading.dsl import AUTOGRAD_ENGINE, Call, Forbid, Inspect, Make, Mistake, check
+from course.grading.dsl import AUTOGRAD_ENGINE, Call, Forbid, Inspect, Make, Mistake, Outcome, check
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
 
 UNIT = "layer-norm"
@@ -186,12 +186,12 @@ def test_batch_independence(grader):
         grader.cases.append(case)
 
 
-def _tensor_out(grader, payload: dict, shape: tuple[int, ...], case: str) -> torch.Tensor:
-    out = payload["out"]
-    grader.require(isinstance(out, dict) and out.get("__kind__") == "tensor"
-                   and tuple(out["data"].shape) == shape,
+def _tensor_out(grader, got: Outcome, shape: tuple[int, ...], case: str) -> torch.Tensor:
+    out = got.out
+    grader.require(isinstance(out, torch.Tensor) and tuple(out.shape) == shape,
                    f"{case}: layer_norm should return a tensor of shape {shape}")
-    return out["data"].double()
+    return out.double()
+
 
 
 @check(points=1, task="layer_norm")

@@ -153,8 +153,9 @@ def _code(grader, b, u, dtype=torch.float64, dead=(), partial=(), zero_rows=()):
 
 def _require_float(grader, got, case):
     grader.require(
-        type(got["out"]) is float,
-        f"{case}: returned {type(got['out']).__name__}, expected a Python float "
+        type(got.out) is float,
+        f"{case}: returned {type(got.out).__name__}, expected a Python float "
+
         "(use .item() on a one-element tensor, then divide)",
     )
 

@@ -299,9 +299,9 @@ def test_block_zero_gamma(grader):
                 what = "bn2.weight = bn2.bias = 0" if zero_bias else "bn2.weight = 0"
                 case = (f"BasicBlock({in_ch}, {out_ch}, {stride}) ({_mode(train)}) with {what} "
                         f"on x{list(x.shape)}")
-                out = grader.compare(Call(block, (x,)), case=case)["out"]["data"]
+                out = grader.compare(Call(block, (x,)), case=case).out
                 short = grader.learner(Call(block, (x,), method="shortcut"),
-                                       case + ", its shortcut alone")["out"]["data"]
+                                       case + ", its shortcut alone").out
                 expected = torch.relu(short + state["bn2.bias"].view(1, -1, 1, 1))
                 grader.require(
                     out.shape == expected.shape
@@ -391,9 +391,9 @@ def test_resnet_deep_gradients(grader):
         case = (f"d/dx and d/dparams of ResNet(n={n}) ({6 * n + 2} layers, train mode) on "
                 "x[2, 3, 16, 16]")
         got = grader.compare(probe, case=case)
-        grads = got["grads"]["items"]
-        first = float(grads["self.conv1.weight"]["data"].norm())
-        last = float(grads["self.fc.weight"]["data"].norm())
+        first = float(got.grads["self.conv1.weight"].norm())
+        last = float(got.grads["self.fc.weight"].norm())
+
         grader.require(
             last / 20 <= first <= 20 * last,
             f"{case}: the gradient at the first convolution has norm {first:.3g}, against "

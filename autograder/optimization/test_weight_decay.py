@@ -15,7 +15,7 @@ import torch
 from course.grading.compare import TOLERANCES
 from course.grading.drivers.weight_decay import run_trajectory
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Forbid, Mistake, check
+from course.grading.dsl import Call, Forbid, Mistake, Outcome, check
 from course.grading.grader import GraderError
 from course.grading.probes import cotangents
 
@@ -135,8 +135,8 @@ def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
     return torch.allclose(got.double(), want.double(), rtol=rtol, atol=atol)
 
 
-def _items(payload: dict) -> list[torch.Tensor]:
-    return [item["data"] for item in payload["out"]["items"]]
+def _items(got: Outcome) -> list[torch.Tensor]:
+    return list(got.out)
 
 
 def _torch_sgd_step(params, lr, weight_decay=0.0):
@@ -184,11 +184,11 @@ def test_penalty_gradient(grader):
             paths = tuple((0, i) for i in range(len(shapes)))
             case = f"d l2_penalty / d params, shapes {shapes}, {dtype}"
             got = grader.compare(Call("l2_penalty", (params, wd), grad=paths), case=case)
-            grads = got["grads"]["items"]
+            grads = got.grads
             # the probe contracts the 0-dim output with a fixed cotangent c: grad = c·λ·p
             c = cotangents([torch.zeros((), dtype=dtype)])[0].double()
             for i, p in enumerate(params):
-                grader.require(_close(grads[f"arg0.{i}"]["data"], c * wd * p.double()),
+                grader.require(_close(grads[f"arg0.{i}"], c * wd * p.double()),
                                f"{case}: the gradient w.r.t. tensor {i} is not λ·p")
 
 
@@ -261,7 +261,8 @@ def test_decoupled_step(grader):
                          ("decoupled_decay_step_", params, grads, lr), {"weight_decay": wd}),
                     case=case,
                 )
-                after = [item["data"] for item in got["out"]["items"][0]["items"]]
+                after = list(got.out[0])
+
                 for w_new, w, g in zip(after, params, grads):
                     want = w.double() - lr * wd * w.double() - lr * g.double()
                     grader.require(_close(w_new, want), f"{case}: differs from the formula")

@@ -272,13 +272,13 @@ def test_attention_weights_are_a_distribution(grader):
             case = (f"AdditiveAttention({enc}, {dec}, {a}), B={b}, S={s}, lengths "
                     f"{mask.sum(1).tolist()}, {_dt(dtype)}")
             got = grader.learner(Call(_attention(grader, enc, dec, a, dtype), args), case)
-            out = got["out"]
+            out = got.out
             grader.require(
-                out.get("__kind__") == "tuple" and len(out["items"]) == 2
-                and out["items"][1].get("__kind__") == "tensor",
+                isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], torch.Tensor),
                 f"{case}: forward should return a pair (context, weights)",
             )
-            w = out["items"][1]["data"].double().cpu()
+            w = out[1].double().cpu()
+
             grader.require(tuple(w.shape) == (b, s),
                            f"{case}: weights have shape {tuple(w.shape)}, expected {(b, s)}")
             grader.require(bool(torch.isfinite(w).all()), f"{case}: weights are not finite")

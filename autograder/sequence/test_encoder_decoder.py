@@ -304,10 +304,11 @@ def test_model_layout(grader):
     for v, e, h in [(7, 3, 5), (4, 1, 1), (12, 6, 2)]:
         probe = Call("@modules.layout", ("EncoderDecoder", (v, e, h)))
         case = f"EncoderDecoder({v}, {e}, {h}): parameter names and shapes"
-        want = grader.reference(probe, float64=False)["out"]["items"]
-        got = grader.learner(probe, case)["out"]["items"]
-        have = {k: tuple(x["data"].tolist()) for k, x in got.items()}
-        expected = {k: tuple(x["data"].tolist()) for k, x in want.items()}
+        want = grader.reference(probe, float64=False).out
+        got = grader.learner(probe, case).out
+        have = {k: tuple(x.tolist()) for k, x in got.items()}
+        expected = {k: tuple(x.tolist()) for k, x in want.items()}
+
         grader.require(
             have == expected,
             f"{case}: found {have}, expected {expected}. Use exactly the submodules of the "

@@ -336,23 +336,17 @@ def _sample_symptom(out, embedded):
 def _check_samples(grader, n, embedded, case):
     probe = Call("@forget_gate.samples", (Gen(grader.seed()), n), {"embedded": embedded})
     got = grader.learner(probe, case)
-    items = got["out"]["items"] if isinstance(got["out"], dict) else None
+    items = got.out
     grader.require(isinstance(items, list) and len(items) == n,
                    f"{case}: expected {n} strings")
     message, symptom = _sample_symptom(items, embedded)
     if message is None:
         grader.cases.append(case)
         return
-    mistake = None
-    for candidate, load in grader.ctx.mistakes:  # the bank's variants on the same draws
-        try:
-            payload = load().run(probe)
-        except Exception:
-            continue
-        if payload.get("ok") and _sample_symptom(payload["out"]["items"], embedded)[1] == symptom:
-            mistake = candidate
-            break
-    grader.fail(f"{case}: {message}", mistake=mistake, case=case)
+    mistake = grader.banked_mistake(  # the bank's variants on the same draws
+        probe, lambda o: _sample_symptom(o.out, embedded)[1] == symptom)
+    grader.fail(message, mistake=mistake, case=case)
+
 
 
 @check(points=1, public=True, task="sample_reber")

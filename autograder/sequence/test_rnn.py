@@ -213,9 +213,10 @@ def _autograd_reference(W, U, b, xs, h0, targets):
     return loss.detach(), dict(zip(leaves, grads))
 
 
-def _unpack(payload):
-    loss, grads = payload["out"]["items"]
-    return loss["data"], {k: v["data"] for k, v in grads["items"].items()}
+def _unpack(got):
+    loss, grads = got.out
+    return loss, dict(grads)
+
 
 
 def _against_autograd(grader, name, sizes):

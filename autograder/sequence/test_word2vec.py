@@ -497,8 +497,8 @@ def test_trains_on_planted_analogies(grader):
             "with your analogy()")
     got = grader.learner(Call("@word2vec.train_skipgram",
                               (corpus.tokens, corpus.questions, corpus.vocab_size)), case)
-    answers = got["out"]["items"]["answers"]["data"]
-    loss = got["out"]["items"]["loss"]["data"]
+    answers, loss = got.out["answers"], got.out["loss"]
+
     accuracy = float((answers == corpus.questions[:, 3]).double().mean())
     grader.require(
         accuracy >= TRAIN_TARGET,

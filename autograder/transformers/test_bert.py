@@ -269,7 +269,7 @@ def test_mask_leaves_ids_unchanged(grader):
                      after=(0,))
         case = f"ids[{B}, {L}] read back after {_mask_case(ids, vocab, p)}"
         got = grader.learner(probe, case)
-        after = got["after"]["items"]["arg0"]["data"]
+        after = got.after["arg0"]
         if not (after.shape == ids.shape and torch.equal(after.to(ids.dtype), ids)):
             changed = int((after.reshape(-1) != ids.reshape(-1)).sum()) \
                 if after.shape == ids.shape else ids.numel()
@@ -307,14 +307,14 @@ def test_mask_statistics(grader):
         case = f"mask_tokens(ids[64, 256], vocab_size={V}{'' if p == 0.15 else f', p={p}'}, " \
                f"{where}), statistics"
         got = grader.learner(Call("mask_tokens", (ids, V, MASK, special), kwargs), case)
-        out = got["out"]
+        out = got.out
         grader.require(
-            isinstance(out, dict) and out.get("__kind__") in ("tuple", "list")
-            and len(out["items"]) == 2
-            and all(isinstance(t, dict) and t.get("__kind__") == "tensor" for t in out["items"]),
+            isinstance(out, (tuple, list)) and len(out) == 2
+            and all(isinstance(t, torch.Tensor) for t in out),
             f"{case}: mask_tokens should return a pair of tensors (inputs, labels)",
         )
-        inputs, labels = (t["data"] for t in out["items"])
+        inputs, labels = out
+
         grader.require(
             inputs.shape == ids.shape and labels.shape == ids.shape
             and inputs.dtype == torch.int64 and labels.dtype == torch.int64,

@@ -30,6 +30,7 @@ from course.grading.dsl import (
     Forbid,
     Make,
     Mistake,
+    Outcome,
     check,
     dtype_word,
 )
@@ -220,9 +221,8 @@ BLOCK_SHAPES = [
 ]
 
 
-def _shapes(payload: dict) -> dict:
-    return {k: (tuple(v["data"].shape), _dt(v["data"].dtype))
-            for k, v in payload["out"]["items"].items()}
+def _shapes(got: Outcome) -> dict:
+    return {k: (tuple(v.shape), _dt(v.dtype)) for k, v in got.out.items()}
 
 
 def _require_state_layout(grader, name, args, advice):
@@ -388,7 +388,8 @@ NON_ASCII = "café naïve Zürich — smörgås på 日本語, crêpes 😀 crê
 
 def _merges(grader, text, k):
     """The reference's merges for ``text`` as a list of ((a, b), new_id)."""
-    rows = grader.reference(Call("@gpt_2.merges", (text, k)), float64=False)["out"]["data"]
+    rows = grader.reference(Call("@gpt_2.merges", (text, k)), float64=False).out
+
     return [((a, b), new) for a, b, new in rows.tolist()]
 
 

@@ -371,12 +371,10 @@ def test_sample_frequencies(grader):
                     f"{_dt(dtype)}")
             got = grader.learner(Call("sample_next", (logits,),
                                       {**kw, "generator": Gen(grader.seed())}), case)
-            out = got["out"]
-            grader.require(isinstance(out, dict) and out.get("__kind__") == "tensor"
-                           and tuple(out["data"].shape) == (n,)
-                           and out["data"].dtype == torch.int64,
+            tokens = got.out
+            grader.require(isinstance(tokens, torch.Tensor) and tuple(tokens.shape) == (n,)
+                           and tokens.dtype == torch.int64,
                            f"{case}: expected a LongTensor of shape ({n},)")
-            tokens = out["data"]
             grader.require(bool(((tokens >= 0) & (tokens < len(z))).all()),
                            f"{case}: token ids outside 0 … {len(z) - 1}")
             freq = torch.bincount(tokens, minlength=len(z)).double() / n
@@ -493,8 +491,8 @@ def _decode_case(grader, layers, B, d_model, n_head, chunks, dtype, learner_cach
     got = grader.compare(Call("@gpt_3.decode", (states, x, chunks, n_head),
                               {"learner_cache": learner_cache}), case=case)
     # the property itself: incremental decoding equals full recomputation, position by position
-    items = got["out"]["items"]
-    full, step = items["full"]["data"].double(), items["incremental"]["data"].double()
+    full, step = got.out["full"].double(), got.out["incremental"].double()
+
     rtol, atol = (1e-7, 1e-9) if dtype == torch.float64 else (1e-4, 1e-5)
     bad = ((full - step).abs() > atol + rtol * full.abs()).any(dim=(0, 2))
     grader.require(not bool(bad.any()),

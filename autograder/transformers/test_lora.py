@@ -261,9 +261,8 @@ def _init_symptom(out, in_f, out_f, r):
     right. For n draws from U(-b, b) the mean has sd b/√(3n) and the biased variance has mean
     b²/3 and sd about b²·√(4/(45n)); each 5-sd bound fails a correct init with probability
     about 6e-7."""
-    items = out["items"] if isinstance(out, dict) and out.get("__kind__") == "dict" else {}
-    A, B = (items.get(k, {}).get("data") if isinstance(items.get(k), dict) else None
-            for k in ("lora_A", "lora_B"))
+    items = out if isinstance(out, dict) else {}
+    A, B = (items.get(k) for k in ("lora_A", "lora_B"))
     if not isinstance(A, torch.Tensor) or not isinstance(B, torch.Tensor):
         return "lora_A and lora_B should be tensors (nn.Parameter)", ("missing",)
     if tuple(A.shape) != (r, in_f) or tuple(B.shape) != (out_f, r):
@@ -310,20 +309,14 @@ def test_initialisation(grader):
     case = (f"lora_A and lora_B of a fresh {_describe(in_f, out_f, r, 8, True)}, float32 "
             f"({r * in_f} values of lora_A)")
     got = grader.learner(probe, case)
-    message, symptom = _init_symptom(got["out"], in_f, out_f, r)
+    message, symptom = _init_symptom(got.out, in_f, out_f, r)
     if message is None:
         grader.cases.append(case)
         return
-    mistake = None
-    for candidate, load in grader.ctx.mistakes:  # the bank's variants on the same draws
-        try:
-            payload = load().run(probe)
-        except Exception:
-            continue
-        if payload.get("ok") and _init_symptom(payload["out"], in_f, out_f, r)[1] == symptom:
-            mistake = candidate
-            break
-    grader.fail(f"{case}: {message}", mistake=mistake, case=case)
+    mistake = grader.banked_mistake(  # the bank's variants on the same draws
+        probe, lambda o: _init_symptom(o.out, in_f, out_f, r)[1] == symptom)
+    grader.fail(message, mistake=mistake, case=case)
+
 
 
 @check(points=1, public=True, task="LoRALinear")
@@ -435,9 +428,7 @@ def test_trains_low_rank_update(grader):
             f"lr 0.02, 200 full-batch steps on {n} inputs, mean squared error, every parameter "
             "of the layer given to the optimizer) toward the weight W0 + ΔW, ΔW of rank 2")
     got = grader.learner(Call("@lora.train", (weight, bias, weight + delta, x, r, alpha)), case)
-    items = got["out"]["items"]
-    loss = items["loss"]["data"]
-    after = items["base.weight after training"]["data"]
+    loss, after = got.out["loss"], got.out["base.weight after training"]
     grader.require(
         torch.equal(after.double(), weight.double()),
         f"{case}: base.weight changed during training (max change "

@@ -356,8 +356,8 @@ def test_masker_fresh_masks(grader):
             f"p={STAT_P}, Generator(seed=…)), {STAT_EPOCHS} epochs, judged on your masks alone")
     got = grader.learner(Call("@roberta.epochs", (ids, STAT_V, 3, special, STAT_EPOCHS),
                               {"p": STAT_P, "generator": Gen(grader.seed())}), case)
-    out = got["out"]["items"]
-    inputs, labels = out["inputs"]["data"], out["labels"]["data"]
+    inputs, labels = got.out["inputs"], got.out["labels"]
+
     grader.require(inputs.dtype == torch.int64 and labels.dtype == torch.int64,
                    f"{case}: inputs and labels should be int64, got {inputs.dtype} and "
                    f"{labels.dtype}")

@@ -333,7 +333,7 @@ def _tables(grader, Lq, Lk, num_buckets, max_distance):
         for nb in sorted({num_buckets, 32}):
             for md in sorted({max_distance, 128}):
                 call = _bucket_call(rel, bidirectional, nb, md)
-                out = grader.reference(call, float64=False)["out"]["data"]
+                out = grader.reference(call, float64=False).out
                 tables.append((bidirectional, nb, md, -reach, out))
     return tables
 
@@ -494,11 +494,11 @@ def test_span_is_valid(grader):
         tokens = _tokens(grader, L)
         case = _span_case(L, density, mean, seed)
         got = grader.learner(_span_call(tokens, density, mean, seed), case)
-        out = got["out"]
-        grader.require(out.get("__kind__") == "tuple" and len(out["items"]) == 2
-                       and all(item.get("__kind__") == "tensor" for item in out["items"]),
+        out = got.out
+        grader.require(isinstance(out, tuple) and len(out) == 2
+                       and all(isinstance(item, torch.Tensor) for item in out),
                        f"{case}: span_corrupt should return a tuple (inputs, targets) of tensors")
-        inputs, targets = (item["data"] for item in out["items"])
+        inputs, targets = out
         noise, spans, keep = _sizes(L, density, mean)
         grader.require(
             inputs.dim() == 1 and len(inputs) == keep + spans,
@@ -539,8 +539,8 @@ def test_span_statistics(grader):
             f"mean_span_length={mean}) sharing one generator (seed 5)")
     got = grader.learner(Call("@t5.span_layouts", (tokens, density, mean, SENTINELS, draws, 5)),
                          case)
-    items = got["out"]["items"]
-    inputs, targets = items["inputs"]["data"], items["targets"]["data"]
+    inputs, targets = got.out["inputs"], got.out["targets"]
+
     first_noise, first_keep, layouts = [], [], set()
     for i in range(draws):
         problem, mask = _parse(tokens, inputs[i], targets[i], spans, f"{case}, call {i + 1}")

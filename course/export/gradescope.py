@@ -85,7 +85,7 @@ def grade_folder(slug: str, submission_dir: Path, results: Path,
                  budget: float | None = None) -> dict:
     """Grade the one submission in ``submission_dir`` and write ``results``; the JSON."""
     from course.batch import pick_file, submission_files
-    from course.forkserver import prestart
+    from course.isolation.forkserver import prestart
 
     prestart()  # the fork server imports torch while this process does
     from course.grading.checks import load_checks

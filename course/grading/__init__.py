@@ -7,9 +7,9 @@ Layers, bottom up:
   to in :mod:`~course.grading.grader`, forbidden calls in :mod:`~course.grading.forbidden`);
 - running a probe on an implementation, :mod:`~course.grading.probes` (with grader-owned
   :mod:`~course.grading.drivers` and :mod:`~course.grading.fixtures`);
-- where learner code runs: in this process (:mod:`~course.grading.inprocess`) or isolated
-  (:mod:`~course.grading.runner`, :mod:`~course.grading.child`, :mod:`~course.grading.zygote`,
-  :mod:`~course.grading.confine`, :mod:`~course.grading.integrity`);
+- where learner code runs: in this process (:mod:`~course.isolation.inprocess`) or isolated
+  (:mod:`~course.isolation.runner`, :mod:`~course.isolation.child`, :mod:`~course.isolation.zygote`,
+  :mod:`~course.isolation.confine`, :mod:`~course.isolation.integrity`);
 - :mod:`~course.grading.engine`, which runs a unit's checks and collects the results.
 
 Importing this package imports none of them; the names check files use are re-exported

@@ -8,13 +8,14 @@ from __future__ import annotations
 import math
 
 from course.grading.grader import Grader
+from course.grading.outcome import Outcome
 from course.grading.spec import Inspect, dtype_word
 
 
-def _named(payload: dict, kind: str) -> dict:
-    """``{name: tensor}`` of an :class:`Inspect` payload's ``parameters`` or ``buffers``."""
-    items = payload["out"]["items"][kind]["items"]
-    return {name: value["data"] for name, value in items.items()}
+def _named(got: Outcome, kind: str) -> dict:
+    """``{name: tensor}`` of an :class:`Inspect` outcome's ``parameters`` or ``buffers``."""
+    return dict(got.out[kind])
+
 
 
 def require_layout(grader: Grader, probe: Inspect, case: str, advice: str) -> None:

@@ -40,24 +40,35 @@ class Tolerance:
 
 @dataclass
 class Difference:
-    where: str  # "output", "output[1]", "gradient w.r.t. x"
+    """How a learner's value differs from the reference's: ``where`` ("output", "output[1]",
+    "gradient w.r.t. x"), ``message`` in words, and for a value difference the max absolute
+    and relative errors and the first index outside tolerance."""
+
+    where: str
     message: str
     max_abs: float | None = None
     max_rel: float | None = None
+    index: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.index is not None:  # a list when read back from JSON
+            self.index = tuple(self.index)
 
 
 def _is_tensor(v: Any) -> bool:
     return isinstance(v, dict) and v.get("__kind__") == "tensor"
 
 
-def _fmt_index(flat: int, shape: tuple[int, ...]) -> str:
-    if not shape:
-        return "()"
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     idx = []
     for size in reversed(shape):
         idx.append(flat % size)
         flat //= size
-    return str(tuple(reversed(idx)))
+    return tuple(reversed(idx))
+
+
+def _fmt_index(flat: int, shape: tuple[int, ...]) -> str:
+    return str(_unravel(flat, shape)) if shape else "()"
 
 
 def _fmt(x: float) -> str:
@@ -109,6 +120,7 @@ def compare_tensor(
                 f"{where} differs at {int((g != w64.to(g.dtype)).sum())} of {g.numel()} "
                 f"entries; first at index {at}: got {g[at].item()}, "
                 f"expected {w64.to(g.dtype)[at].item()}",
+                index=at,
             )
         return None
     gd, wd = g.double(), w64.double()
@@ -121,6 +133,7 @@ def compare_tensor(
             where,
             f"{where} holds {int(bad.sum())} non-finite values ({kind} at index "
             f"{_fmt_index(first, tuple(g.shape))}) where the reference is finite",
+            index=_unravel(first, tuple(g.shape)),
         )
     rtol, atol = (0.0, 0.0) if exact else tol.for_dtype(g.dtype)
     same_special = (gd == wd) | (torch.isnan(gd) & torch.isnan(wd))
@@ -141,6 +154,7 @@ def compare_tensor(
         f"{got_expected(gd.flatten()[first].item(), wd.flatten()[first].item())}",
         max_abs,
         max_rel,
+        _unravel(first, tuple(g.shape)),
     )
 
 

@@ -22,6 +22,7 @@ from course.grading.forbidden import (
     Forbid,
 )
 from course.grading.grader import CheckFailure, Grader, Mistake
+from course.grading.outcome import Outcome
 from course.grading.spec import (
     FLOAT_DTYPES,
     Call,
@@ -52,6 +53,8 @@ __all__ = [
     "Inspect",
     "Make",
     "Mistake",
+    "Outcome",
+
     "Tolerance",
     "check",
     "dtype_word",

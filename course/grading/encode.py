@@ -114,6 +114,26 @@ def validate(value: Any, depth: int = 0) -> Any:
     raise EncodeError(f"payload holds a {kind.__qualname__}")
 
 
+def decode(value: Any) -> Any:
+    """The plain Python value of an encoded one: tensors (CPU copies), tuples, lists, dicts,
+    dtypes and devices again, numbers, strings and None as they are."""
+    if isinstance(value, dict):
+        kind = value.get("__kind__")
+        if kind == "tensor":
+            return value["data"]
+        if kind == "tuple":
+            return tuple(decode(v) for v in value["items"])
+        if kind == "list":
+            return [decode(v) for v in value["items"]]
+        if kind == "dict":
+            return {k: decode(v) for k, v in value["items"].items()}
+        if kind == "dtype":
+            return getattr(torch, value["name"].removeprefix("torch."))
+        if kind == "device":
+            return torch.device(value["name"])
+    return value
+
+
 def describe_encoded(value: Any) -> str:
     """Words for an encoded value: ``a tensor float32[4, 8] on cpu``, ``a tuple of 2``."""
     if isinstance(value, dict) and value.get("__kind__") == "tensor":

@@ -14,34 +14,62 @@ import torch
 
 from course.catalogue import Unit
 from course.grading.checks import load_checks, mistake_implementation, reference
+from course.grading.compare import Difference
 from course.grading.grader import CheckFailure, Grader, GraderError, UnitContext
 from course.grading.submission import Submission, SubmissionError, read_submission
 
 if TYPE_CHECKING:
-    from course.grading.runner import Limits
+    from course.isolation.runner import Limits
 
-ISOLATION_WORDS = {
-    "bubblewrap": "bubblewrap sandbox (separate process, read-only file system without "
-    "references or hidden checks, no network, own process tree, time/memory/output limits)",
-    "process": "process isolation only (separate process, time/memory/output limits; "
-    "no OS sandbox on this machine)",
-    "none": "none (in-kernel: your code ran in this process)",
-}
+INTERNAL_ERROR = "Internal grader error (not your fault): "
 
 
 @dataclass
 class CheckResult:
+    """One check's result as data; ``course.report`` words it (``output``).
+
+    ``message`` is the problem found (or, for ``error``, what went wrong in the grader, for
+    ``fatal`` and not-run checks the reason), ``case`` the case it occurred in, ``difference``
+    how an output differed when a comparison found it, ``mistake`` and ``hint`` the matched
+    bank entry, ``cases`` the cases that passed, in order."""
+
     id: str
     title: str
     max_score: float
     score: float
     status: str  # "passed" | "failed" | "error"
-    output: str
     public: bool
+    message: str = ""
+    case: str | None = None
+    difference: Difference | None = None
     mistake: str | None = None
+    hint: str | None = None
     seconds: float = 0.0
-    cases: list[str] = field(default_factory=list)  # the cases that passed, in order
+    cases: list[str] = field(default_factory=list)
     ran: bool = True  # False: not run (the submission's time budget was spent before it)
+
+    @property
+    def output(self) -> str:
+        """The feedback in words (terminal, notebook, Gradescope and nbgrader alike)."""
+        from course.report import check_output
+
+        return check_output(self)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["output"] = self.output
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CheckResult:
+        """Read :meth:`to_dict`'s record (or a record written before checks kept their
+        fields, whose ``output`` becomes the message)."""
+        fields = {k: v for k, v in data.items() if k in CHECK_FIELDS}
+        if data.get("difference"):
+            fields["difference"] = Difference(**data["difference"])
+        if "message" not in data and data.get("status") != "passed":
+            fields["message"] = data.get("output", "").removeprefix(INTERNAL_ERROR)
+        return cls(**fields)
 
 
 @dataclass
@@ -71,13 +99,14 @@ class UnitResult:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        data["checks"] = [c.to_dict() for c in self.checks]
         data.update(score=self.score, max_score=self.max_score)
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> UnitResult:
         fields = {k: v for k, v in data.items() if k not in ("score", "max_score", "checks")}
-        return cls(**fields, checks=[CheckResult(**c) for c in data.get("checks", [])])
+        return cls(**fields, checks=[CheckResult.from_dict(c) for c in data.get("checks", [])])
 
 
 def resolve_device(device: str) -> str:
@@ -154,34 +183,35 @@ def grade_runner(
 def _run_one(info, fn, ctx, runner, fatal: str) -> CheckResult:
     started = time.perf_counter()
     grader = Grader(ctx, runner, info.id)
-    status, output, mistake, ran = "passed", "", None, True
+    status, ran = "passed", True
+    found: dict = {}
     if fatal:
-        status, output = "failed", fatal
+        status, found["message"] = "failed", fatal
     elif runner.budget_spent:
-        status, output, ran = "failed", runner.budget_message(), False
+        status, found["message"], ran = "failed", runner.budget_message(), False
     else:
         try:
             fn(grader)
-            output = "Passed: " + ("; ".join(grader.cases) if grader.cases else info.title)
         except CheckFailure as exc:
-            status, output, mistake = "failed", str(exc), exc.mistake
+            status = "failed"
+            found = dict(message=exc.message, case=exc.case, difference=exc.difference,
+                         mistake=exc.mistake, hint=exc.hint)
+            grader.cases[:] = exc.passed_before
         except GraderError as exc:
-            status, output = "error", f"Internal grader error (not your fault): {exc}"
+            status, found["message"] = "error", str(exc)
         except Exception as exc:  # a bug in a check must not take the run down
-            status = "error"
-            output = f"Internal grader error (not your fault): {type(exc).__name__}: {exc}"
+            status, found["message"] = "error", f"{type(exc).__name__}: {exc}"
     return CheckResult(
         id=info.id,
         title=info.title,
         max_score=info.points,
         score=info.points if status == "passed" else 0.0,
         status=status,
-        output=output,
         public=info.public,
-        mistake=mistake,
         seconds=time.perf_counter() - started,
         cases=list(grader.cases),
         ran=ran,
+        **found,
     )
 
 
@@ -195,8 +225,8 @@ def grade_submission(
     budget: float | None = None,
 ) -> UnitResult:
     """Grade a notebook or .py file. Raises SubmissionError when it cannot be read at all."""
-    from course.grading.inprocess import InProcessRunner
-    from course.grading.runner import IsolatedRunner, Limits
+    from course.isolation.inprocess import InProcessRunner
+    from course.isolation.runner import IsolatedRunner, Limits
 
     device = resolve_device(device)
     sub = submission if isinstance(submission, Submission) else read_submission(submission)
@@ -218,9 +248,10 @@ def grade_submission(
     return result
 
 
+CHECK_FIELDS = {f for f in CheckResult.__dataclass_fields__}
+
 __all__ = [
     "CheckResult",
-    "ISOLATION_WORDS",
     "SubmissionError",
     "UnitResult",
     "grade_runner",

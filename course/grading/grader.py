@@ -13,6 +13,7 @@ import torch
 
 from course.grading.compare import Difference, Tolerance, compare_values
 from course.grading.failures import Failure
+from course.grading.outcome import Outcome
 from course.grading.probes import execute
 from course.grading.spec import Make, Probe, map_tensors, to_float64
 
@@ -70,11 +71,26 @@ def _detached_outputs(want: dict, got: dict) -> str:
 
 
 class CheckFailure(AssertionError):
-    """A check failed; ``str()`` is the feedback in words, ``mistake`` the diagnosed bank id."""
+    """A check failed. It holds data, and ``course.report`` words it (``str()`` is that
+    wording): ``message`` the problem, ``case`` the case it occurred in, ``difference`` how an
+    output differed (when a comparison found it), ``mistake`` and ``hint`` the diagnosed bank
+    entry, ``passed_before`` the cases that passed earlier in the same check."""
 
-    def __init__(self, message: str, mistake: str | None = None) -> None:
+    def __init__(self, message: str, mistake: str | None = None, *, case: str | None = None,
+                 difference: Difference | None = None, hint: str | None = None,
+                 passed_before: Sequence[str] = ()) -> None:
         super().__init__(message)
+        self.message = message
         self.mistake = mistake
+        self.case = case
+        self.difference = difference
+        self.hint = hint
+        self.passed_before = list(passed_before)
+
+    def __str__(self) -> str:
+        from course.report import failure_text
+
+        return failure_text(self.message, self.case, self.hint, self.passed_before)
 
 
 class GraderError(Exception):
@@ -163,38 +179,40 @@ class Grader:
         return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
 
     # -- running --------------------------------------------------------------------------
-    def reference(self, probe: Probe, float64: bool = True) -> dict:
+    def reference(self, probe: Probe, float64: bool = True) -> Outcome:
+        """The reference's outcome on ``probe`` (by default with its inputs in float64)."""
+        return Outcome(self._reference(probe, float64))
+
+    def _reference(self, probe: Probe, float64: bool = True) -> dict:
         payload = self.ctx.reference.run(to_float64(probe) if float64 else probe)
         if not payload["ok"]:
             err = payload["error"]
             raise GraderError(f"the reference failed on {probe.describe()}: {err}")
         return payload
 
-    def learner(self, probe: Probe, case: str | None = None) -> dict:
+    def learner(self, probe: Probe, case: str | None = None) -> Outcome:
         """Run the probe on the learner's code; fail the check if it raised or cheated."""
-        case = case_label(case, probe)
+        return Outcome(self._learner(probe, case_label(case, probe)))
+
+    def _learner(self, probe: Probe, case: str) -> dict:
         payload = self.runner.run(probe)
         forbidden = payload.get("forbidden") or []
         if forbidden:
             names = ", ".join(f"`{n}`" for n in forbidden)
-            self.fail(
-                f"{case}: your code called {names}, which this exercise forbids. "
-                "Implement it with elementary tensor operations.", case=case
-            )
+            self.fail(f"your code called {names}, which this exercise forbids. "
+                      "Implement it with elementary tensor operations.", case=case)
         if not payload.get("ok"):
             err = payload.get("error", {})
             where = f" ({err['where']})" if err.get("where") else ""
             kind = Failure.of(err)
             if kind is not None:  # the grader's own words
                 mistake = self._diagnose_failure(probe, err) if kind in DIAGNOSABLE else None
-                self.fail(f"{case}: {err.get('message', '')}", mistake=mistake, case=case)
+                self.fail(err.get("message", ""), mistake=mistake, case=case)
             if err.get("type") == "NotImplementedError":
-                self.fail(f"{case}: not implemented yet (your code raised NotImplementedError)",
+                self.fail("not implemented yet (your code raised NotImplementedError)",
                           case=case)
-            self.fail(
-                f"{case}: your code raised {err.get('type')}: {err.get('message')}{where}",
-                case=case,
-            )
+            self.fail(f"your code raised {err.get('type')}: {err.get('message')}{where}",
+                      case=case)
         return payload
 
     def compare(
@@ -203,19 +221,37 @@ class Grader:
         case: str | None = None,
         tol: Tolerance | None = None,
         exact: bool = False,
-    ) -> dict:
-        """Run ``probe`` on both sides and fail with a diagnosis if the learner differs."""
+    ) -> Outcome:
+        """Run ``probe`` on both sides and fail with a diagnosis if the learner differs; the
+        learner's outcome when it agrees."""
         tol = tol or Tolerance()
         case = case_label(case, probe)
-        native = self.reference(probe, float64=False)
-        ref64 = self.reference(probe, float64=True)
-        got = self.learner(probe, case)
+        native = self._reference(probe, float64=False)
+        ref64 = self._reference(probe, float64=True)
+        got = self._learner(probe, case)
         diff = self._difference(got, native, ref64, tol, exact)
         if diff is not None:
             mistake = self._diagnose(probe, got, native, ref64, tol, exact)
-            self.fail(f"{case}: {diff.message}", mistake=mistake, case=case)
+            self.fail(diff.message, mistake=mistake, case=case, difference=diff)
         self.cases.append(case)
-        return got
+        return Outcome(got)
+
+    def banked_mistake(self, probe: Probe, matches: Callable[[Outcome], bool]) -> Mistake | None:
+        """The first banked mistake whose outcome on ``probe`` (the same draws the learner's
+        code got) satisfies ``matches``: for checks that judge a property (statistics,
+        grammaticality) rather than compare with the reference."""
+        for mistake, load in self.ctx.mistakes:
+            try:
+                payload = load().run(probe)
+            except Exception:
+                continue
+            if payload.get("ok"):
+                try:
+                    if matches(Outcome(payload)):
+                        return mistake
+                except Exception:
+                    continue
+        return None
 
     def _difference(self, got, native, ref64, tol, exact) -> Difference | None:
         diff = compare_values(got["out"], native["out"], ref64["out"], "output", tol,
@@ -282,14 +318,13 @@ class Grader:
                 return mistake
         return None
 
-    def fail(self, message: str, mistake: Mistake | None = None, case: str | None = None):
-        text = message
-        if mistake is not None:
-            text += f"\nHint: {mistake.hint}"
-        if self.cases:
-            shown = "; ".join(self.cases[:6]) + (" …" if len(self.cases) > 6 else "")
-            text += f"\n(Passed before this: {shown})"
-        raise CheckFailure(text, mistake.id if mistake else None)
+    def fail(self, message: str, mistake: Mistake | None = None, case: str | None = None,
+             difference: Difference | None = None):
+        """Fail the check: ``message`` says what is wrong, ``case`` (when given) names the
+        case it is about, ``mistake`` the banked mistake it matches."""
+        raise CheckFailure(message, mistake.id if mistake else None, case=case,
+                           difference=difference, hint=mistake.hint if mistake else None,
+                           passed_before=self.cases)
 
     def require(self, condition: bool, message: str) -> None:
         """Fail the check with ``message`` unless ``condition`` holds."""

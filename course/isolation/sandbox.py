@@ -115,7 +115,7 @@ _WRAPPERS: dict[tuple[str, ...], str] = {}
 def python_wrapper() -> str:
     """An executable that runs this Python inside the sandbox (used as the fork server's
     interpreter). One per distinct sandbox (the hidden paths are read now, so a path added to
-    ``$COURSE_SANDBOX_HIDE`` later gets a new wrapper, and :mod:`course.forkserver` a new
+    ``$COURSE_SANDBOX_HIDE`` later gets a new wrapper, and :mod:`course.isolation.forkserver` a new
     server)."""
     args = tuple([shutil.which("bwrap") or "bwrap", *bwrap_arguments(), sys.executable])
     if args not in _WRAPPERS:

@@ -1,6 +1,6 @@
 """Learner code in the current process: the notebook's in-kernel ``check()``, the test
 cells of the nbgrader and otter exports, and benchmarks. Not a security boundary: use
-:class:`course.grading.runner.IsolatedRunner` for credit.
+:class:`course.isolation.runner.IsolatedRunner` for credit.
 
 Kept apart from the isolated runner so that the in-kernel path imports nothing of the fork
 server, the sandbox or the notebook reader.

@@ -4,7 +4,7 @@ It is forked from a fork server that has already imported torch (so torch is imp
 per grading run), then: starts its own session (so the grader can kill it and everything it
 spawned), applies resource limits, moves into a fresh temporary directory, scrubs the
 environment to what Python and torch need, refuses new processes and threads
-(:mod:`course.grading.confine`), hides the course's
+(:mod:`course.isolation.confine`), hides the course's
 ``solutions`` and ``autograder`` packages, captures output with a cap, turns TF32 off, and
 serves requests from the grader: ``load`` (execute the learner's cells) and ``probe``.
 
@@ -28,13 +28,13 @@ from pathlib import Path
 import torch
 
 from course.grading import encode as enc
-from course.grading.confine import confine
 from course.grading.failures import Failure, error
 from course.grading.forbidden import Forbid
-from course.grading.integrity import Snapshot
 from course.grading.probes import execute
 from course.grading.submission import execute_cells
-from course.lifetime import die_with_parent
+from course.isolation.confine import confine
+from course.isolation.integrity import Snapshot
+from course.isolation.lifetime import die_with_parent
 
 BLOCKED_PACKAGES = ("solutions", "autograder")
 # The environment learner code sees: what Python, torch and CUDA need, nothing of the grader's

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import multiprocessing
 
-PRELOAD = ["torch", "course.grading.child", "course.grading.fixtures", "course.grading.zygote"]
+PRELOAD = ["torch", "course.isolation.child", "course.grading.fixtures", "course.isolation.zygote"]
 
 
 _server_executable: str | None = None  # the interpreter the running server was started with
 
 
 def context():
-    """The forkserver context; inside a bubblewrap sandbox when :mod:`course.sandbox` says
+    """The forkserver context; inside a bubblewrap sandbox when :mod:`course.isolation.sandbox` says
     this machine has one. A server started for another sandbox (the hidden paths changed
     since) is stopped first, so the next child comes from a server that hides them."""
     global _server_executable
     from multiprocessing import forkserver
 
-    from course import sandbox
+    from course.isolation import sandbox
 
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
@@ -42,7 +42,7 @@ def server_pid() -> int | None:
     pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
     if pid is None:
         return None
-    from course.sandbox import descendants
+    from course.isolation.sandbox import descendants
 
     candidates = [pid, *descendants(pid)]
     for candidate in candidates:

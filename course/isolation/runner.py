@@ -14,13 +14,14 @@ import sys
 import time
 from dataclasses import dataclass
 
-from course import forkserver, paths, sandbox
+from course import paths
 from course.grading import encode as enc
-from course.grading.child import ChildConfig, serve
 from course.grading.failures import Failure, error
 from course.grading.forbidden import Forbid
-from course.grading.inprocess import InProcessRunner, LoadResult
 from course.grading.spec import Probe
+from course.isolation import forkserver, sandbox
+from course.isolation.child import ChildConfig, serve
+from course.isolation.inprocess import InProcessRunner, LoadResult
 
 __all__ = ["InProcessRunner", "IsolatedRunner", "Limits", "LoadResult"]
 

@@ -1,7 +1,7 @@
-"""Imported by the fork server only (see :mod:`course.forkserver`): pays torch's first-use
+"""Imported by the fork server only (see :mod:`course.isolation.forkserver`): pays torch's first-use
 costs once, and makes the fork server a *child subreaper*, so that any process a submission
 leaves behind (even one that called ``setsid`` and double-forked) re-parents to the fork server,
-where the grader can find and kill it (:func:`course.sandbox.reap_descendants`)."""
+where the grader can find and kill it (:func:`course.isolation.sandbox.reap_descendants`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import warnings
 
 import torch
 
-from course.lifetime import die_with_parent
+from course.isolation.lifetime import die_with_parent
 
 PR_SET_CHILD_SUBREAPER = 36
 
