@@ -16,25 +16,12 @@ import torch
 
 from course.grading.compare import Tolerance
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import MOE_ATEN, MOE_CALLS, Call, Forbid, Make, Mistake, check
 from course.grading.dsl import dtype_word as _dt
 
 UNIT = "mixture-of-experts"
 
-FORBIDDEN = [
-    # There is no MoE layer in PyTorch; these libraries' layers (when installed) and PyTorch's
-    # grouped matmul would do the dispatch the exercise asks the learner to write.
-    Forbid(
-        calls=(
-            "fairscale.nn.MOELayer",
-            "deepspeed.moe.layer.MoE",
-            "tutel.moe.moe_layer",
-            "torch._grouped_mm",
-            "torch.nn.functional.grouped_mm",
-        ),
-        aten=("_grouped_mm",),
-    ),
-]
+FORBIDDEN = [Forbid(calls=MOE_CALLS, aten=MOE_ATEN)]
 
 MISTAKES = [
     Mistake(

@@ -22,6 +22,7 @@ leftmost mergeable pair differs from applying the lowest rank.
 """
 
 from course.data.language import text as language_text
+from course.grading.cell_checks import require_state_layout
 from course.grading.dsl import (
     ATTENTION_ATEN,
     ATTENTION_CALLS,
@@ -30,7 +31,6 @@ from course.grading.dsl import (
     Forbid,
     Make,
     Mistake,
-    Outcome,
     check,
     dtype_word,
 )
@@ -221,24 +221,9 @@ BLOCK_SHAPES = [
 ]
 
 
-def _shapes(got: Outcome) -> dict:
-    return {k: (tuple(v.shape), _dt(v.dtype)) for k, v in got.out.items()}
-
-
 def _require_state_layout(grader, name, args, advice):
-    case = f"{name}{args} state dict"
-    probe = Call("@gpt_2.state", (name, args))
-    expected = _shapes(grader.reference(probe, float64=False))
-    have = _shapes(grader.learner(probe, case))
-    missing = sorted(set(expected) - set(have))
-    extra = sorted(set(have) - set(expected))
-    wrong = [f"{k}: {have[k]}, expected {expected[k]}" for k in sorted(set(have) & set(expected))
-             if have[k] != expected[k]]
-    problems = ([f"missing {missing}"] if missing else []) + \
-               ([f"unexpected {extra}"] if extra else []) + \
-               ([f"(shape, dtype) of {'; '.join(wrong)}"] if wrong else [])
-    grader.require(not problems, f"{case}: {'; '.join(problems)}. {advice}")
-    grader.cases.append(case)
+    require_state_layout(grader, Call("@gpt_2.state", (name, args)), f"{name}{args} state dict",
+                         advice)
 
 
 @check(points=1, public=True, task="Block")

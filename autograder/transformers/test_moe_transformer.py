@@ -34,23 +34,12 @@ dispatch, are.
 import torch
 
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Forbid, Make, Mistake, check
+from course.grading.dsl import MOE_ATEN, MOE_CALLS, Call, Forbid, Make, Mistake, check
 from course.grading.dsl import dtype_word as _dt
 
 UNIT = "moe-transformer"
 
-FORBIDDEN = [
-    Forbid(
-        calls=(
-            "fairscale.nn.MOELayer",
-            "deepspeed.moe.layer.MoE",
-            "tutel.moe.moe_layer",
-            "torch._grouped_mm",
-            "torch.nn.functional.grouped_mm",
-        ),
-        aten=("_grouped_mm",),
-    ),
-]
+FORBIDDEN = [Forbid(calls=MOE_CALLS, aten=MOE_ATEN)]
 
 MISTAKES = [
     # -- switch_route

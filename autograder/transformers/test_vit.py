@@ -34,6 +34,7 @@ The master was compared with ``nn.Conv2d`` (patchify + embedding) and with ``tra
 import torch
 import torch.nn.functional as F
 
+from course.grading.cell_checks import require_state_layout
 from course.grading.dsl import (
     ATTENTION_ATEN,
     ATTENTION_CALLS,
@@ -42,7 +43,6 @@ from course.grading.dsl import (
     Forbid,
     Make,
     Mistake,
-    Outcome,
     check,
     dtype_word,
 )
@@ -270,25 +270,9 @@ BLOCK_SHAPES = [
 ]
 
 
-def _shapes(got: Outcome) -> dict:
-    return {k: (tuple(v.shape), _dt(v.dtype)) for k, v in got.out.items()}
-
-
 def _require_state_layout(grader, name, args, advice):
-    case = f"{name}{args} state dict"
-    probe = Call("@vit.state", (name, args))
-    expected = _shapes(grader.reference(probe, float64=False))
-    have = _shapes(grader.learner(probe, case))
-    missing = sorted(set(expected) - set(have))
-    extra = sorted(set(have) - set(expected))
-    wrong = [f"{k}: {have[k]}, expected {expected[k]}" for k in sorted(set(have) & set(expected))
-             if have[k] != expected[k]]
-    problems = ([f"missing {missing}"] if missing else []) + \
-               ([f"unexpected {extra}"] if extra else []) + \
-               ([f"(shape, dtype) of {'; '.join(wrong)}"] if wrong else [])
-    if problems:
-        grader.fail(f"{'; '.join(problems)}. {advice}", case=case)
-    grader.cases.append(case)
+    require_state_layout(grader, Call("@vit.state", (name, args)), f"{name}{args} state dict",
+                         advice)
 
 
 @check(points=1, public=True, task="Block")

@@ -9,7 +9,7 @@ import math
 
 from course.grading.grader import Grader
 from course.grading.outcome import Outcome
-from course.grading.spec import Inspect, dtype_word
+from course.grading.spec import Call, Inspect, dtype_word
 
 
 def _named(got: Outcome, kind: str) -> dict:
@@ -77,3 +77,23 @@ def require_uniform_init(grader: Grader, probe: Inspect, case: str, hidden_size:
             f"{n} values). Use the bound 1/sqrt(hidden_size) for every parameter.",
         )
     grader.cases.append(case)
+
+
+def require_state_layout(grader: Grader, probe: Call, case: str, advice: str) -> None:
+    """The state dict a driver reports (``{name: tensor}``) has the reference's names, shapes
+    and dtypes; the failure lists what is missing, unexpected or of the wrong shape/dtype."""
+
+    def shapes(got: Outcome) -> dict:
+        return {k: (tuple(v.shape), dtype_word(v.dtype)) for k, v in got.out.items()}
+
+    expected = shapes(grader.reference(probe, float64=False))
+    have = shapes(grader.learner(probe, case))
+    missing = sorted(set(expected) - set(have))
+    extra = sorted(set(have) - set(expected))
+    wrong = [f"{k}: {have[k]}, expected {expected[k]}" for k in sorted(set(have) & set(expected))
+             if have[k] != expected[k]]
+    problems = ([f"missing {missing}"] if missing else []) + \
+               ([f"unexpected {extra}"] if extra else []) + \
+               ([f"(shape, dtype) of {'; '.join(wrong)}"] if wrong else [])
+    if problems:
+        grader.fail(f"{'; '.join(problems)}. {advice}", case=case)

@@ -18,6 +18,8 @@ from course.grading.forbidden import (
     AUTOGRAD_ENGINE,
     LSTM_ATEN,
     LSTM_CALLS,
+    MOE_ATEN,
+    MOE_CALLS,
     TRANSFORMER_LAYERS,
     Forbid,
 )
@@ -42,6 +44,8 @@ __all__ = [
     "AUTOGRAD_ENGINE",
     "LSTM_ATEN",
     "LSTM_CALLS",
+    "MOE_ATEN",
+    "MOE_CALLS",
     "FLOAT_DTYPES",
     "Call",
     "CheckFailure",

@@ -54,6 +54,17 @@ LSTM_CALLS = (
 )
 LSTM_ATEN = ("lstm_cell", "_thnn_fused_lstm_cell", "lstm")
 
+# There is no MoE layer in PyTorch; these libraries' layers (when installed) and PyTorch's
+# grouped matmul would do the dispatch the MoE units (3.9, 4.13) ask the learner to write.
+MOE_CALLS = (
+    "fairscale.nn.MOELayer",
+    "deepspeed.moe.layer.MoE",
+    "tutel.moe.moe_layer",
+    "torch._grouped_mm",
+    "torch.nn.functional.grouped_mm",
+)
+MOE_ATEN = ("_grouped_mm",)
+
 # Library attention, for units whose learners write it (transformer, bahdanau-attention,
 # gpt-2, gpt-3); the fused kernels are watched at the ATen level too. Units built of whole
 # layers also forbid TRANSFORMER_LAYERS.
