@@ -179,7 +179,8 @@ class MoEFeedForward(nn.Module):
     - ``y``, the shape and dtype of x: row n is gate_n * experts[e_n](x_n) for a kept token
       and 0 for a dropped one (the block's residual x + y then carries a dropped token
       unchanged). Each expert is called as ``experts[i](rows)`` at most once per forward, on
-      exactly the kept tokens routed to it, as a (rows, dim) tensor.
+      exactly the kept tokens routed to it, as a (rows, dim) tensor in token (row) order.
+
     - ``aux_loss``, 0-dim: ``load_balancing_loss(softmax(router(tokens), -1), expert)``, with
       no coefficient.
 

@@ -253,8 +253,9 @@ class ViT(nn.Module):
     - ``norm`` = ``nn.LayerNorm(dim)``; ``head`` = ``nn.Linear(dim, num_classes)``.
 
     No other parameters or persistent buffers, no dropout. How the parameters are initialised
-    is not checked (this master draws ``cls_token`` and ``pos_embed`` from a normal
+    is not checked (a usual choice: ``cls_token`` and ``pos_embed`` drawn from a normal
     distribution with standard deviation 0.02, truncated at ±2 standard deviations).
+
 
     ``forward(images)``: images (B, in_channels, image_size, image_size) in the model's dtype
     (float32, or float64 when the checks cast the model with ``.to(torch.float64)``), on its
