@@ -124,6 +124,10 @@ def _gone_within(pids: set[int], marker: Path, seconds: float) -> float:
 
 
 LEVELS = ["none", "bwrap"]
+# How long a signalled grader may take to exit. Not a speed assertion: on a loaded two-core CI
+# machine (pytest -n auto beside lecture runs) a SIGINT-ed grader has been seen to need over
+# 30 s to unwind; what these tests prove is that it exits and leaves nothing behind.
+GRADER_EXIT_S = 120
 
 
 def _level(mode: str) -> None:
@@ -145,7 +149,7 @@ def test_nothing_outlives_a_killed_course_check(mode, how, tmp_path, monkeypatch
     run = _wait_for_spinning(grader, marker, children=1)
     assert len(run) >= 3, run  # grader, fork server, learner process (bwrap adds its own)
     os.killpg(grader.pid, how) if how == signal.SIGINT else grader.send_signal(how)
-    grader.wait(timeout=30)
+    grader.wait(timeout=GRADER_EXIT_S)
     took = _gone_within(run, marker, 10)
     print(f"{mode} {how.name}: last process gone {took:.1f} s after the grader")
 
@@ -161,7 +165,7 @@ def test_nothing_outlives_a_killed_course_grade(tmp_path):
                      "--workers", "2"], marker)
     run = _wait_for_spinning(grader, marker, children=2)
     grader.send_signal(signal.SIGKILL)
-    grader.wait(timeout=30)
+    grader.wait(timeout=GRADER_EXIT_S)
     took = _gone_within(run, marker, 10)
     print(f"course grade SIGKILL: last process gone {took:.1f} s after the grader")
 
