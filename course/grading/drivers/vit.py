@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from course.grading.drivers import modules
 from course.grading.probes import ProbeError, lookup
 
 
@@ -128,10 +129,7 @@ def state(ns: dict, name: str, args: tuple) -> dict:
     """``dict(name(*args).state_dict())``; a ``ViT`` is built with stand-in blocks."""
     if name == "ViT":
         return dict(_vit(ns, args).state_dict())
-    module = lookup(ns, name)(*args)
-    if not isinstance(module, nn.Module):
-        raise ProbeError(f"{name}{args} should build a torch.nn.Module")
-    return dict(module.state_dict())
+    return modules.state(ns, name, args)
 
 
 def vit_logits(ns: dict, args: tuple, state: dict, images: torch.Tensor,
