@@ -25,23 +25,14 @@ closed form σ(r_j − r_i)/(B·C(K, 2)) per pair; ``ppo_ptx_objective`` with a 
 import torch
 
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Forbid, Mistake, check
+from course.grading.dsl import LOGISTIC_LOSS_ATEN, LOGISTIC_LOSS_CALLS, Call, Forbid, Mistake, check
 from course.grading.dsl import dtype_word as _dt
 
 UNIT = "instructgpt"
 
 FORBIDDEN = [
     # each of these computes -log sigma(d) for a pair (targets 1): the loss in disguise
-    Forbid(
-        calls=(
-            "torch.nn.functional.binary_cross_entropy_with_logits",
-            "torch.binary_cross_entropy_with_logits",
-            "torch.nn.BCEWithLogitsLoss",
-            "torch.nn.functional.soft_margin_loss",
-            "torch.nn.SoftMarginLoss",
-        ),
-        aten=("binary_cross_entropy_with_logits", "soft_margin_loss"),
-    ),
+    Forbid(calls=LOGISTIC_LOSS_CALLS, aten=LOGISTIC_LOSS_ATEN),
 ]
 
 _PAIRS = "i, j = torch.triu_indices(K, K, offset=1, device=rewards.device)"

@@ -24,23 +24,14 @@ and its penalty with the log-ratio of whole sequences computed by
 import torch
 
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Forbid, Mistake, check
+from course.grading.dsl import LOGISTIC_LOSS_ATEN, LOGISTIC_LOSS_CALLS, Call, Forbid, Mistake, check
 from course.grading.dsl import dtype_word as _dt
 
 UNIT = "rlhf"
 
 FORBIDDEN = [
     # each of these is the preference loss with targets 1
-    Forbid(
-        calls=(
-            "torch.nn.functional.binary_cross_entropy_with_logits",
-            "torch.binary_cross_entropy_with_logits",
-            "torch.nn.BCEWithLogitsLoss",
-            "torch.nn.functional.soft_margin_loss",
-            "torch.nn.SoftMarginLoss",
-        ),
-        aten=("binary_cross_entropy_with_logits", "soft_margin_loss"),
-    ),
+    Forbid(calls=LOGISTIC_LOSS_CALLS, aten=LOGISTIC_LOSS_ATEN),
 ]
 
 MISTAKES = [

@@ -65,6 +65,17 @@ MOE_CALLS = (
 )
 MOE_ATEN = ("_grouped_mm",)
 
+# The logistic loss -log sigma(d) with targets 1, for the preference units (4.8 rlhf, 4.10
+# instructgpt), whose learners write it with logsigmoid.
+LOGISTIC_LOSS_CALLS = (
+    "torch.nn.functional.binary_cross_entropy_with_logits",
+    "torch.binary_cross_entropy_with_logits",
+    "torch.nn.BCEWithLogitsLoss",
+    "torch.nn.functional.soft_margin_loss",
+    "torch.nn.SoftMarginLoss",
+)
+LOGISTIC_LOSS_ATEN = ("binary_cross_entropy_with_logits", "soft_margin_loss")
+
 # Library attention, for units whose learners write it (transformer, bahdanau-attention,
 # gpt-2, gpt-3); the fused kernels are watched at the ATen level too. Units built of whole
 # layers also forbid TRANSFORMER_LAYERS.
