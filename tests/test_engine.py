@@ -298,3 +298,27 @@ def test_forbidden_call_with_torch_function_disabled_is_caught(write):
     )
     out = by_id(grade(write("sub.py", code)))["forward"]
     assert out.status == "failed" and "native_layer_norm" in out.output
+
+
+def test_a_gradient_the_reference_stops_is_caught(write):
+    """The master's z_q stops the codebook's gradient; a z_q that lets it through fails the
+    comparison itself, naming the gradient that should be none (not only a check's own test)."""
+    unit = find("vq-vae")
+    leaky = master_source(unit).replace("z_q = z + (e - z).detach()", "z_q = z + (e - z.detach())")
+    result = grade_submission(unit, write("sub.py", leaky), device="cpu")
+    check = {c.id: c for c in result.checks}["quantize_straight_through"]
+    assert check.status == "failed"
+    assert "gradient w.r.t. arg1 should be none" in check.output, check.output
+    assert {c.id for c in result.checks if c.status == "failed"} <= {
+        "quantize_straight_through", "quantize", "quantize_ties", "quantize_mixed_dtypes"}
+
+
+def test_a_zero_gradient_where_the_reference_has_none_is_not_a_leak():
+    from course.grading.grader import _leaked_gradient
+
+    tol = Tolerance()
+    assert _leaked_gradient(None, tol) == ""
+    assert _leaked_gradient(encode(torch.zeros(3)), tol) == ""
+    assert _leaked_gradient(encode(torch.full((3,), 1e-9)), tol) == ""
+    assert "2 non-zero of 3" in _leaked_gradient(encode(torch.tensor([0.0, 1.0, float("nan")])),
+                                                 tol)

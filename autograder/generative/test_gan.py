@@ -8,7 +8,8 @@ looks the output up in the mistake bank below.
   batch 1, odd sizes, (B, 1) logits as a discriminator network returns them; confident logits
   (|ℓ| from 50 to 10^4, both signs, both batches), where ``log(sigmoid(ℓ))`` and
   ``log(1 − sigmoid(ℓ))`` are −inf in both dtypes; gradients w.r.t. both inputs on ordinary
-  and on confident logits (where the naive form gives NaN).
+  and on confident logits (where the naive form gives NaN), and on logits exactly 0 (where a
+  softplus written with clamp and abs has a wrong, one-sided derivative).
 - ``generator_loss``: the same kinds of logits, through the default (non-saturating), an
   explicit ``saturating=False``, and ``saturating=True`` given by keyword and by position;
   forward and gradients, ordinary and confident logits.
@@ -65,6 +66,22 @@ MISTAKES = [
         {"F.softplus(-real_logits).mean()": "-torch.log(torch.sigmoid(real_logits)).mean()",
          "F.softplus(fake_logits).mean()  # -E_z[log(1 - D(G(z)))]":
          "-torch.log(1 - torch.sigmoid(fake_logits)).mean()  # -E_z[log(1 - D(G(z)))]"},
+    ),
+    Mistake(
+        "kinked-softplus",
+        "Your losses are right in value, but their gradient is wrong where a logit is exactly "
+        "0: softplus written as clamp(ℓ, min=0) + log1p(exp(−|ℓ|)) (or with relu/abs) has "
+        "corners at 0, and autograd takes one-sided derivatives there (1 and 0) that do not "
+        "add up to the true σ(0) = ½. Use F.softplus or F.logsigmoid, or a form with no "
+        "corner, e.g. torch.where(ℓ > 0, ℓ + log1p(exp(−ℓ)), log1p(exp(ℓ))).",
+        {"import torch.nn.functional as F\n":
+         "import torch.nn.functional as F\n\n\ndef _kinked(a):\n"
+         "    return a.clamp(min=0) + torch.log1p(torch.exp(-a.abs()))\n",
+         "F.softplus(-real_logits).mean()": "_kinked(-real_logits).mean()",
+         "F.softplus(fake_logits).mean()  # -E_z[log(1 - D(G(z)))]":
+         "_kinked(fake_logits).mean()  # -E_z[log(1 - D(G(z)))]",
+         "return -F.softplus(fake_logits).mean()": "return -_kinked(fake_logits).mean()",
+         "return F.softplus(-fake_logits).mean()": "return _kinked(-fake_logits).mean()"},
     ),
     Mistake(
         "d-loss-summed",
@@ -173,6 +190,12 @@ def _confident(grader, n, dtype, sign=None, low=50.0):
     return (signs * size).to(dtype)
 
 
+def _with_zeros(grader, n, dtype):
+    """Ordinary logits with every other entry exactly 0 (the first among them)."""
+    logits = _logits(grader, (n,), torch.float64)
+    return torch.where(torch.arange(n) % 2 == 0, 0.0, logits).to(dtype)
+
+
 # (real shape, fake shape): equal, different, batch 1, odd, (B, 1) network outputs
 # The first case of each check has batches of different sizes: there "one mean over both
 # batches" and "the two means averaged" differ (with equal sizes they coincide).
@@ -221,6 +244,11 @@ def test_discriminator_loss_gradients(grader):
             grader.compare(Call("discriminator_loss", (real, fake), grad=(0, 1)),
                            case=f"d/dreal_logits, d/dfake_logits of discriminator_loss, real "
                            f"{list(rs)}, fake {list(fs)}, {_dt(dtype)}")
+    for dtype in DTYPES:  # logits exactly 0, where max(ℓ, 0) and |ℓ| have their corners
+        real, fake = _with_zeros(grader, 6, dtype), _with_zeros(grader, 5, dtype)
+        grader.compare(Call("discriminator_loss", (real, fake), grad=(0, 1)),
+                       case="gradients of discriminator_loss on logits some of which are "
+                       f"exactly 0, real [6], fake [5], {_dt(dtype)}")
     for low in (800.0, 50.0):
         for dtype in DTYPES:
             real = _confident(grader, 8, dtype, low=low)
@@ -298,6 +326,12 @@ def test_generator_loss_gradients(grader):
                 grader.compare(_g_call(fake, branch, grad=(0,)),
                                case=_g_case(shape, branch, dtype, "d/dfake_logits of "
                                             "generator_loss"))
+    for dtype in DTYPES:
+        for branch in (False, True):
+            fake = _with_zeros(grader, 5, dtype)
+            grader.compare(_g_call(fake, branch, grad=(0,)),
+                           case=_g_case((5,), branch, dtype, "d/dfake_logits of "
+                                        "generator_loss") + " on logits some exactly 0")
     for low in (800.0, 50.0):
         for dtype in DTYPES:
             for branch in (False, True):

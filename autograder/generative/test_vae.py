@@ -12,7 +12,8 @@ float64, and on a mismatch looks the output up in the mistake bank below.
   logvar = 0, KL exactly 0); gradients.
 - ``negative_elbo``: binary and grey images, flattened (B, D) and (B, 1, H, W), latents of
   other shapes than the images, batch 1; logits of ±20 to ±60, where a naive
-  log(sigmoid(ℓ)) is −inf in both dtypes; gradients w.r.t. the logits, mu and logvar.
+  log(sigmoid(ℓ)) is −inf in both dtypes; gradients w.r.t. the logits, mu and logvar, also
+  with logits exactly 0 (where a BCE written with clamp and abs has a one-sided derivative).
 - ``VAE``: the state dict's layout (names, shapes, dtypes) against the master's, then
   ``VAE(D, H, L)`` cast to float32 / float64 with a copied state dict whose weights are large
   enough that tanh and ReLU, logits and probabilities, swapped heads and a missing noise
@@ -114,6 +115,16 @@ MISTAKES = [
         "F.binary_cross_entropy_with_logits (or use softplus(ℓ) − x·ℓ).",
         {'F.binary_cross_entropy_with_logits(x_logits, x, reduction="none")':
          'F.binary_cross_entropy_with_logits(torch.sigmoid(x_logits), x, reduction="none")'},
+    ),
+    Mistake(
+        "bce-kinked",
+        "Your loss is right in value, but its gradient w.r.t. x_logits is wrong where a logit "
+        "is exactly 0: max(ℓ, 0) − x·ℓ + log1p(exp(−|ℓ|)) written with clamp (or relu) and "
+        "abs has corners at 0, and autograd takes one-sided derivatives there (1 and 0) that "
+        "do not add up to the true σ(0) − x. Use F.binary_cross_entropy_with_logits, or "
+        "softplus(ℓ) − x·ℓ with F.softplus, which has no corner.",
+        {'F.binary_cross_entropy_with_logits(x_logits, x, reduction="none")':
+         "x_logits.clamp(min=0) - x * x_logits + torch.log1p(torch.exp(-x_logits.abs()))"},
     ),
     Mistake(
         "bce-naive-log-sigmoid",
@@ -348,6 +359,13 @@ def test_negative_elbo_gradients(grader):
             grader.compare(Call("negative_elbo", args, grad=(1, 2, 3)),
                            case="d/dx_logits, d/dmu, d/dlogvar of "
                            + _elbo_case(xshape, zshape, binary, dtype))
+    for dtype in DTYPES:  # logits exactly 0, where max(ℓ, 0) and |ℓ| have their corners
+        x, logits, mu, logvar = _elbo_inputs(grader, (3, 4), (3, 2), False, dtype)
+        logits = torch.where(torch.arange(12).reshape(3, 4) % 2 == 0, 0.0, logits.double())
+        grader.compare(Call("negative_elbo", (x, logits.to(dtype), mu, logvar), grad=(1, 2, 3)),
+                       case="d/dx_logits, d/dmu, d/dlogvar of "
+                       + _elbo_case((3, 4), (3, 2), False, dtype, " with half the logits "
+                                    "exactly 0"))
 
 
 # -- VAE ----------------------------------------------------------------------------------

@@ -55,7 +55,8 @@ class Difference:
             self.index = tuple(self.index)
 
 
-def _is_tensor(v: Any) -> bool:
+def is_encoded_tensor(v: Any) -> bool:
+    """Whether ``v`` is an encoded tensor (a dict of kind "tensor")."""
     return isinstance(v, dict) and v.get("__kind__") == "tensor"
 
 
@@ -162,8 +163,8 @@ def compare_values(
     got: Any, want: Any, want64: Any, where: str, tol: Tolerance, device: str, exact=False
 ) -> Difference | None:
     """First difference between encoded values ``got`` and ``want`` (None when equal)."""
-    if _is_tensor(want):
-        if not _is_tensor(got):
+    if is_encoded_tensor(want):
+        if not is_encoded_tensor(got):
             return Difference(where, f"{where} is {describe_encoded(got)}, expected a tensor")
         return compare_tensor(got, want, want64, where, tol, device, exact)
     if isinstance(want, dict) and want.get("__kind__") in ("tuple", "list"):

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from course.grading.compare import Difference, Tolerance, compare_values
+from course.grading.compare import Difference, Tolerance, compare_values, is_encoded_tensor
 from course.grading.failures import Failure
 from course.grading.outcome import Outcome
 from course.grading.probes import execute
@@ -68,6 +68,25 @@ def _detached_outputs(want: dict, got: dict) -> str:
             "history). The gradient check back-propagates through every returned tensor, so "
             "each must stay differentiable: no .detach(), .data, torch.no_grad() or numpy on "
             "its way.")
+
+
+def _leaked_gradient(have: dict | None, tol: Tolerance) -> str:
+    """Words for a gradient the learner's output sends to an input the reference's output
+    does not depend on through autograd (a stop-gradient the reference keeps): "" when there
+    is none, or when it is zero within the dtype's tolerance (the same function, written so
+    that autograd sees the input)."""
+    if have is None or not is_encoded_tensor(have):
+        return ""
+    data = have["data"]
+    if not data.is_floating_point():
+        return ""
+    _, atol = tol.for_dtype(data.dtype)
+    nonzero = ~(data.double().abs() <= atol)  # NaN counts as non-zero
+    if not nonzero.any():
+        return ""
+    return (f"should be none: the reference's output does not depend on it through autograd "
+            f"(a stop-gradient, .detach()), but yours sends it {int(nonzero.sum())} non-zero "
+            f"of {data.numel()} values")
 
 
 class CheckFailure(AssertionError):
@@ -274,6 +293,9 @@ class Grader:
             label = f"gradient w.r.t. {name}"
             have = got_grads.get(name)
             if want is None:
+                leak = _leaked_gradient(have, tol)
+                if leak:
+                    return Difference(label, f"{label} {leak}")
                 continue
             if have is None:
                 return Difference(
