@@ -49,7 +49,8 @@ def q_posterior(x0, x_t, t, betas):
     Args:
         x0: (B, ...) clean data, float32 or float64, on any device.
         x_t: (B, ...) the noised data at step t, same shape, dtype and device as x0.
-        t: (B,) LongTensor of steps, 0-indexed, each in [0, T): sample i is at step t[i].
+        t: (B,) LongTensor of steps, 0-indexed, each in [0, T): sample i is at step t[i];
+            on x0's device (index betas with it on betas' device).
         betas: (T,) the variance schedule β_0, …, β_{T−1}, usually float64 (like
             ``linear_beta_schedule`` of unit 5.8), in (0, 1).
 
