@@ -322,3 +322,26 @@ def test_a_zero_gradient_where_the_reference_has_none_is_not_a_leak():
     assert _leaked_gradient(encode(torch.full((3,), 1e-9)), tol) == ""
     assert "2 non-zero of 3" in _leaked_gradient(encode(torch.tensor([0.0, 1.0, float("nan")])),
                                                  tol)
+
+
+def test_outputs_belong_on_the_device_only_where_the_probe_put_its_inputs():
+    """On CUDA the learner's tensors must follow the probe's inputs to the device; a probe
+    given only ints or strings (``linear_beta_schedule(T)``, ``bpe_train(text, n)``, a layout
+    driver given sizes) must leave its outputs on the CPU, where the reference makes them.
+    Seen on an H200: those checks failed the reference itself with "output is on cpu,
+    expected cuda"."""
+    from course.grading.spec import Fixture, Inspect, Make, places_on_device
+
+    assert not places_on_device(Call("linear_beta_schedule", (10,)))
+    assert not places_on_device(Call("bpe_train", ("a b", 3), {"verbose": False}))
+    assert not places_on_device(Call("@lenet.layout", (10,)))
+    assert places_on_device(Call("f", (torch.zeros(2),)))
+    assert places_on_device(Call("f", (), {"x": [1, (torch.zeros(1),)]}))
+    assert places_on_device(Call(Make("Net", (3,)), (4,), method="count"))
+    assert places_on_device(Call("f", (Fixture("ToyEpsModel"),)))
+    assert places_on_device(Inspect(Make("Net", (3,))))
+    want = encode(torch.zeros(3))
+    on_gpu = dict(want, device="cuda")
+    assert compare_values(on_gpu, want, want, "output", Tolerance(), None) is None
+    diff = compare_values(on_gpu, want, want, "output", Tolerance(), "cpu")
+    assert diff is not None and "is on cuda, expected cpu" in diff.message

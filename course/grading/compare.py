@@ -96,7 +96,7 @@ def got_expected(got: float, want: float) -> str:
 
 
 def compare_tensor(
-    got: dict, want: dict, want64: dict, where: str, tol: Tolerance, device: str,
+    got: dict, want: dict, want64: dict, where: str, tol: Tolerance, device: str | None,
     exact: bool = False,
 ) -> Difference | None:
     g, w, w64 = got["data"], want["data"], want64["data"]
@@ -110,7 +110,7 @@ def compare_tensor(
             f"{where} has dtype {str(g.dtype).replace('torch.', '')}, expected "
             f"{str(w.dtype).replace('torch.', '')} (keep the input's dtype)",
         )
-    if got["device"] != device:
+    if device is not None and got["device"] != device:
         return Difference(where, f"{where} is on {got['device']}, expected {device}")
     if g.dtype == torch.bool or not (g.is_floating_point() or g.is_complex()):
         if not torch.equal(g, w64.to(g.dtype)):
@@ -160,7 +160,8 @@ def compare_tensor(
 
 
 def compare_values(
-    got: Any, want: Any, want64: Any, where: str, tol: Tolerance, device: str, exact=False
+    got: Any, want: Any, want64: Any, where: str, tol: Tolerance, device: str | None,
+    exact=False,
 ) -> Difference | None:
     """First difference between encoded values ``got`` and ``want`` (None when equal)."""
     if is_encoded_tensor(want):

@@ -15,7 +15,7 @@ from course.grading.compare import Difference, Tolerance, compare_values, is_enc
 from course.grading.failures import Failure
 from course.grading.outcome import Outcome
 from course.grading.probes import execute
-from course.grading.spec import Make, Probe, map_tensors, to_float64
+from course.grading.spec import Make, Probe, map_tensors, places_on_device, to_float64
 
 # failures a banked mistake can reproduce word for word, so that its hint applies
 DIAGNOSABLE = (Failure.INPUT_MODIFIED,)
@@ -248,9 +248,10 @@ class Grader:
         native = self._reference(probe, float64=False)
         ref64 = self._reference(probe, float64=True)
         got = self._learner(probe, case)
-        diff = self._difference(got, native, ref64, tol, exact)
+        device = self._expected_device(probe)
+        diff = self._difference(got, native, ref64, tol, exact, device)
         if diff is not None:
-            mistake = self._diagnose(probe, got, native, ref64, tol, exact)
+            mistake = self._diagnose(probe, got, native, ref64, tol, exact, device)
             self.fail(diff.message, mistake=mistake, case=case, difference=diff)
         self.cases.append(case)
         return Outcome(got)
@@ -272,14 +273,23 @@ class Grader:
                     continue
         return None
 
-    def _difference(self, got, native, ref64, tol, exact) -> Difference | None:
+    def _expected_device(self, probe: Probe) -> str:
+        """Where the learner's tensors belong: on the graded device when the probe put its
+        inputs there, else on the CPU (the reference always runs on the CPU, so it cannot
+        say)."""
+        return self.device if places_on_device(probe) else "cpu"
+
+    def _difference(self, got, native, ref64, tol, exact,
+                    device: str | None) -> Difference | None:
+        """First difference of ``got`` from the reference; ``device`` is where got's tensors
+        must be (None: not checked, for two trusted implementations run on the CPU)."""
         diff = compare_values(got["out"], native["out"], ref64["out"], "output", tol,
-                              self.device, exact)
+                              device, exact)
         if diff:
             return diff
         if "after" in native:
             diff = compare_values(got.get("after"), native["after"], ref64["after"],
-                                  "after the call, input", tol, self.device, exact)
+                                  "after the call, input", tol, device, exact)
             if diff:
                 return diff
         if "grads" not in native:
@@ -304,12 +314,12 @@ class Grader:
                     "autograd (detached, .data, .item() or numpy on the way?)",
                 )
             diff = compare_values(have, want, ref64["grads"]["items"][name], label, tol,
-                                  self.device, exact)
+                                  device, exact)
             if diff:
                 return diff
         return None
 
-    def _diagnose(self, probe, got, native, ref64, tol, exact) -> Mistake | None:
+    def _diagnose(self, probe, got, native, ref64, tol, exact, device) -> Mistake | None:
         for mistake, load in self.ctx.mistakes:
             try:
                 impl = load()
@@ -319,10 +329,10 @@ class Grader:
                 continue
             if not (m_native.get("ok") and m64.get("ok")):
                 continue
-            if self._difference(m_native, native, ref64, tol, exact) is None:
+            if self._difference(m_native, native, ref64, tol, exact, None) is None:
                 continue  # this mistake is invisible on this input: it explains nothing
             loose = Tolerance(scale=max(tol.scale, 1.0) * 10)
-            if self._difference(got, m_native, m64, loose, exact) is None:
+            if self._difference(got, m_native, m64, loose, exact, device) is None:
                 return mistake
         return None
 

@@ -195,3 +195,21 @@ def to_float64(probe: Probe) -> Probe:
         return replace(make, dtype=torch.float64) if make.dtype is not None else make
 
     return map_tensors(probe, cast, module_in_float64)
+
+
+def places_on_device(value: Any) -> bool:
+    """True when running ``value`` (a probe, or anything inside one) puts something on the
+    graded device: a tensor, a module built by :class:`Make`, a :class:`Fixture` or the
+    :class:`Device` itself. A probe with none of these (ints, strings, a driver given only
+    sizes) leaves its outputs where the code makes them, on the CPU."""
+    if isinstance(value, (torch.Tensor, Make, Fixture, Device)):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(places_on_device(v) for v in value)
+    if isinstance(value, dict):
+        return any(places_on_device(v) for v in value.values())
+    if isinstance(value, Call):
+        return any(places_on_device(v) for v in (value.target, value.args, value.kwargs))
+    if isinstance(value, Inspect):
+        return True  # the module it builds is moved to the device
+    return False

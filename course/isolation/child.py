@@ -143,10 +143,23 @@ def _prepare(config: ChildConfig) -> CappedWriter:
     return writer
 
 
+def _start_cuda(device: torch.device) -> None:
+    """Create the CUDA context now, before :func:`confine` and before learner code: its
+    libraries and driver threads start here, and the first check does not pay for them. A
+    failure is left for the probes to report (each then says what CUDA answered)."""
+    try:
+        torch.zeros(1, device=device).add_(1)
+        torch.cuda.synchronize(device)
+    except Exception:  # noqa: BLE001 - reported by the first probe that touches the device
+        pass
+
+
 def serve(conn, config: ChildConfig) -> None:
     """Child entry point: answer ``load`` and ``probe`` requests until the pipe closes."""
     writer = _prepare(config)
     device = torch.device(config.device)
+    if device.type == "cuda":
+        _start_cuda(device)
     rules = list(config.rules)
     confine()  # no processes or Python threads from here on (before the snapshot sees _thread)
     # Everything the loop needs is bound to locals now, before learner code exists.

@@ -6,6 +6,7 @@ where the grader can find and kill it (:func:`course.isolation.sandbox.reap_desc
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 import warnings
 
@@ -26,10 +27,26 @@ def _become_subreaper() -> bool:
         return False
 
 
+# Device nodes of a GPU driver: where one exists, the children may grade on it.
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd")
+
+
+def gpu_may_be_used() -> bool:
+    """True when this torch is built for a GPU and a GPU driver's device node exists. Decided
+    without asking the CUDA runtime, which would initialise it here, before the fork."""
+    built = torch.version.cuda is not None or getattr(torch.version, "hip", None) is not None
+    return built and any(os.path.exists(node) for node in GPU_DEVICE_NODES)
+
+
 def _warm_up() -> None:
     x = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
     y = torch.tanh(x @ x).softmax(-1).sum()
-    torch.autograd.grad([y], [x], [torch.ones((), dtype=torch.float64)])  # imports fx shapes
+    if not gpu_may_be_used():
+        # The first backward starts autograd's device threads, which count the CUDA devices
+        # and so initialise the CUDA runtime in this process; a child forked from it then
+        # fails at its first CUDA call ("CUDA error: initialization error"). Only where no
+        # GPU can be used is that warm-up safe.
+        torch.autograd.grad([y], [x], [torch.ones((), dtype=torch.float64)])  # imports fx shapes
     torch.nn.Linear(3, 3)(x.detach().float()).sum()
 
 

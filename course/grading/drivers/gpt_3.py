@@ -71,7 +71,9 @@ def fill_cache(ns: dict, ks: list, vs: list) -> dict:
             raise ProbeError("KVCache.append(k, v) should return the pair (k_all, v_all)")
         returned.append(out)
         lengths.append(len(cache))
-    return {"lengths": torch.tensor(lengths, dtype=torch.int64), "returned": returned,
+    device = ks[0].device if ks else None  # grader-made, on the inputs' device like the rest
+    return {"lengths": torch.tensor(lengths, dtype=torch.int64, device=device),
+            "returned": returned,
             "k": getattr(cache, "k", None), "v": getattr(cache, "v", None)}
 
 
@@ -127,5 +129,5 @@ def decode(ns: dict, states: list, x: torch.Tensor, chunks: list, n_head: int,
         start += size
     out = {"full": full, "incremental": torch.cat(pieces, dim=1)}
     if learner_cache:
-        out["lengths"] = torch.tensor(lengths, dtype=torch.int64)
+        out["lengths"] = torch.tensor(lengths, dtype=torch.int64, device=x.device)
     return out
