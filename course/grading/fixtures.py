@@ -84,8 +84,75 @@ class StandInLSTMCell(nn.Module):
         return torch.sigmoid(o) * torch.tanh(c), c
 
 
+class StandInPrior(nn.Module):
+    """A text-conditioned prior ``model(x_t, t, text_emb) -> (B, D)`` with given weights: two
+    linear layers with a tanh between them, fed [x_t, text_emb, sin(t/period), cos(t/period)]
+    (the layout of unit 5.16's given ``TinyPrior``), so that the checks of ``prior_loss`` do
+    not depend on the learner's copy of that class.
+
+    The weights become this module's parameters (gradients w.r.t. them are checked). Raises
+    unless t is a (B,) LongTensor and text_emb has x_t's shape.
+    """
+
+    def __init__(self, inp_weight: torch.Tensor, inp_bias: torch.Tensor,
+                 out_weight: torch.Tensor, out_bias: torch.Tensor, period: float = 10.0) -> None:
+        super().__init__()
+        self.inp_weight, self.inp_bias = nn.Parameter(inp_weight), nn.Parameter(inp_bias)
+        self.out_weight, self.out_bias = nn.Parameter(out_weight), nn.Parameter(out_bias)
+        self.period = period
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.shape != x_t.shape[:1]:
+            raise TypeError("call the prior as model(x_t, t, text_emb) with t a (B,) LongTensor")
+        if text_emb.shape != x_t.shape:
+            raise ValueError(f"text_emb must have x_t's shape {tuple(x_t.shape)}, "
+                             f"got {tuple(text_emb.shape)}")
+        phase = t.to(x_t.dtype)[:, None] / self.period
+        h = torch.cat([x_t, text_emb, torch.sin(phase), torch.cos(phase)], dim=-1)
+        hidden = torch.tanh(h @ self.inp_weight.T + self.inp_bias)
+        return hidden @ self.out_weight.T + self.out_bias
+
+
+def _check_step(x_t: torch.Tensor, t: torch.Tensor) -> None:
+    if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.shape != x_t.shape[:1]:
+        raise TypeError("call the classifier as classifier(x_t, t), t a (B,) LongTensor")
+
+
+class StandInLinearClassifier(nn.Module):
+    """``classifier(x_t, t) -> (B, C)`` logits flatten(x_t)·Wᵀ + b with given weights, the
+    same at every step (the layout of unit 5.10's given ``LinearClassifier``)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(weight), nn.Parameter(bias)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        _check_step(x_t, t)
+        return x_t.flatten(1) @ self.weight.T + self.bias
+
+
+class StandInNoiseAwareClassifier(nn.Module):
+    """``classifier(x_t, t) -> (B, C)``: Linear → tanh → Linear on [flatten(x_t),
+    sin(t/period), cos(t/period)] with given weights (unit 5.10's ``NoiseAwareClassifier``)."""
+
+    def __init__(self, inp_weight: torch.Tensor, inp_bias: torch.Tensor,
+                 out_weight: torch.Tensor, out_bias: torch.Tensor, period: float = 10.0) -> None:
+        super().__init__()
+        self.inp_weight, self.inp_bias = nn.Parameter(inp_weight), nn.Parameter(inp_bias)
+        self.out_weight, self.out_bias = nn.Parameter(out_weight), nn.Parameter(out_bias)
+        self.period = period
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        _check_step(x_t, t)
+        phase = t.to(x_t.dtype)[:, None] / self.period
+        h = torch.cat([x_t.flatten(1), torch.sin(phase), torch.cos(phase)], dim=1)
+        return torch.tanh(h @ self.inp_weight.T + self.inp_bias) @ self.out_weight.T + self.out_bias
+
+
 FIXTURES = {"ToyEpsModel": ToyEpsModel, "GaussianOptimalEps": GaussianOptimalEps,
-            "StandInLSTMCell": StandInLSTMCell}
+            "StandInLSTMCell": StandInLSTMCell, "StandInPrior": StandInPrior,
+            "StandInLinearClassifier": StandInLinearClassifier,
+            "StandInNoiseAwareClassifier": StandInNoiseAwareClassifier}
 
 
 def build(name: str, kwargs: dict, device: torch.device) -> object:

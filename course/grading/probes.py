@@ -70,7 +70,10 @@ def _materialize(value: Any, ns: dict, device: torch.device, built: dict, path: 
         return obj
     if isinstance(value, Fixture):
         kwargs = {k: _materialize(v, ns, device, {}, k) for k, v in value.kwargs.items()}
-        return fixtures.build(value.name, kwargs, device)
+        obj = fixtures.build(value.name, kwargs, device)
+        if isinstance(obj, nn.Module):  # its parameters count for grad=("params",)
+            built[path] = obj
+        return obj
     if isinstance(value, Gen):
         return torch.Generator().manual_seed(value.seed)
     if isinstance(value, Device):
