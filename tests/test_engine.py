@@ -324,6 +324,20 @@ def test_a_zero_gradient_where_the_reference_has_none_is_not_a_leak():
                                                  tol)
 
 
+def test_a_grader_owned_module_s_parameters_count_for_params_gradients(write):
+    """grad=("params",) covers modules the grader builds itself (Fixture), not only the
+    learner's (Make): a prior_loss that freezes the grader's prior loses the gradient check,
+    and only it."""
+    unit = find("dall-e-2")
+    frozen = master_source(unit).replace(
+        "    pred = model(x_t, t, text_emb)", "    model.requires_grad_(False)\n"
+        "    pred = model(x_t, t, text_emb)")
+    assert frozen != master_source(unit)
+    result = grade_submission(unit, write("sub.py", frozen), device="cpu")
+    failed = {c.id for c in result.checks if c.status == "failed"}
+    assert failed == {"prior_loss_gradients"}, failed
+
+
 def test_outputs_belong_on_the_device_only_where_the_probe_put_its_inputs():
     """On CUDA the learner's tensors must follow the probe's inputs to the device; a probe
     given only ints or strings (``linear_beta_schedule(T)``, ``bpe_train(text, n)``, a layout
