@@ -16,28 +16,24 @@ with per-image and shared weight maps.
 import torch
 
 from course.data.cells import touching_cells
+from course.grading.dsl import (
+    CROSS_ENTROPY_ATEN,
+    CROSS_ENTROPY_CALLS,
+    Call,
+    Forbid,
+    Make,
+    Mistake,
+    check,
+)
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Forbid, Make, Mistake, check
 from course.grading.dsl import dtype_word as _dt
 
 UNIT = "unet"
 
 FORBIDDEN = [
     Forbid(
-        calls=(
-            "torch.nn.functional.cross_entropy",
-            "torch.nn.functional.nll_loss",
-            "torch.nn.CrossEntropyLoss",
-            "torch.nn.NLLLoss",
-        ),
-        aten=(
-            "cross_entropy_loss",
-            "nll_loss",
-            "nll_loss2d",
-            "nll_loss_nd",
-            "nll_loss_forward",
-            "nll_loss2d_forward",
-        ),
+        calls=CROSS_ENTROPY_CALLS,
+        aten=CROSS_ENTROPY_ATEN,
         within=("weighted_cross_entropy",),
     ),
     Forbid(

@@ -18,20 +18,25 @@ dtype), several scales including 0, and with gradients w.r.t. mean, variance and
 
 import torch
 
+from course.grading.dsl import (
+    CROSS_ENTROPY_ATEN,
+    CROSS_ENTROPY_CALLS,
+    Call,
+    CheckFailure,
+    Fixture,
+    Forbid,
+    Mistake,
+    Tolerance,
+    check,
+)
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, CheckFailure, Fixture, Forbid, Mistake, Tolerance, check
 from course.grading.dsl import dtype_word as _dt
 
 UNIT = "classifier-guidance"
 
 FORBIDDEN = [
     # the library losses would choose the sign and the batch reduction for the learner
-    Forbid(
-        calls=("torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss",
-               "torch.nn.functional.nll_loss", "torch.nn.NLLLoss"),
-        aten=("cross_entropy_loss", "nll_loss", "nll_loss_nd", "nll_loss_forward"),
-        within=("classifier_grad",),
-    ),
+    Forbid(calls=CROSS_ENTROPY_CALLS, aten=CROSS_ENTROPY_ATEN, within=("classifier_grad",)),
     # a full (B, C, ...) Jacobian instead of one backward pass of the summed log-probabilities
     Forbid(
         calls=("torch.func.jacrev", "torch.func.jacfwd", "torch.func.vmap", "torch.vmap",

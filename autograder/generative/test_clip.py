@@ -26,20 +26,15 @@ import math
 
 import torch
 
+from course.grading.dsl import CROSS_ENTROPY_ATEN, CROSS_ENTROPY_CALLS, Call, Forbid, Mistake, check
 from course.grading.dsl import FLOAT_DTYPES as DTYPES
-from course.grading.dsl import Call, Forbid, Mistake, check
 from course.grading.dsl import dtype_word as _dt
 
 UNIT = "clip"
 
 FORBIDDEN = [
     # the library cross-entropy would hide the two log-softmaxes the exercise asks for
-    Forbid(
-        calls=("torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss",
-               "torch.nn.functional.nll_loss", "torch.nn.NLLLoss"),
-        aten=("cross_entropy_loss", "nll_loss", "nll_loss_nd", "nll_loss_forward"),
-        within=("clip_loss",),
-    ),
+    Forbid(calls=CROSS_ENTROPY_CALLS, aten=CROSS_ENTROPY_ATEN, within=("clip_loss",)),
     # the library cosine would hide the normalisation the classifier turns on
     Forbid(
         calls=("torch.nn.functional.cosine_similarity", "torch.cosine_similarity",

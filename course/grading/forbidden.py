@@ -76,6 +76,17 @@ LOGISTIC_LOSS_CALLS = (
 )
 LOGISTIC_LOSS_ATEN = ("binary_cross_entropy_with_logits", "soft_margin_loss")
 
+# The library cross-entropy and negative log-likelihood, for units whose learners write the
+# log-softmax themselves (unet's loss, clip's two directions, classifier guidance's log-probs).
+CROSS_ENTROPY_CALLS = (
+    "torch.nn.functional.cross_entropy",
+    "torch.nn.functional.nll_loss",
+    "torch.nn.CrossEntropyLoss",
+    "torch.nn.NLLLoss",
+)
+CROSS_ENTROPY_ATEN = ("cross_entropy_loss", "nll_loss", "nll_loss2d", "nll_loss_nd",
+                      "nll_loss_forward", "nll_loss2d_forward")
+
 # Library attention, for units whose learners write it (transformer, bahdanau-attention,
 # gpt-2, gpt-3); the fused kernels are watched at the ATen level too. Units built of whole
 # layers also forbid TRANSFORMER_LAYERS.

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course.grading.drivers.modules import StandIn
 from course.grading.probes import ProbeError, cotangents, lookup
 
 KINDS = ("conv", "conv-norm-act", "residual", "strided")
@@ -91,34 +92,9 @@ def _grader_zero_conv(in_ch: int, out_ch: int) -> nn.Conv2d:
     return conv
 
 
-class _StandIn:
-    """``zero_conv`` replaced by :func:`_grader_zero_conv` while the learner's class is built:
-    in the namespace and in the globals its ``__init__`` looks names up in."""
-
-    def __init__(self, ns: dict, cls: Any) -> None:
-        spaces = [ns]
-        init_globals = getattr(getattr(cls, "__init__", None), "__globals__", None)
-        if isinstance(init_globals, dict) and init_globals is not ns:
-            spaces.append(init_globals)
-        self.spaces = spaces
-        self.saved: list[tuple[dict, bool, Any]] = []
-
-    def __enter__(self) -> None:
-        for space in self.spaces:
-            self.saved.append((space, "zero_conv" in space, space.get("zero_conv")))
-            space["zero_conv"] = _grader_zero_conv
-
-    def __exit__(self, *exc: object) -> None:
-        for space, had, value in reversed(self.saved):
-            if had:
-                space["zero_conv"] = value
-            else:
-                space.pop("zero_conv", None)
-
-
 def _wrap(ns: dict, block: nn.Module, channels: int, like: torch.Tensor) -> nn.Module:
     cls = lookup(ns, "ControlledBlock")
-    with _StandIn(ns, cls):
+    with StandIn(ns, cls, "zero_conv", _grader_zero_conv):
         layer = cls(block, channels)
     if not isinstance(layer, nn.Module):
         raise ProbeError("ControlledBlock(frozen_block, channels) should build a "

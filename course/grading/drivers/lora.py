@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from course.grading.drivers.modules import StandIn
 from course.grading.probes import ProbeError, cotangents, lookup
 
 # -- LoRALinear -------------------------------------------------------------------------------
@@ -294,32 +295,6 @@ class TinyModel(nn.Module):
         self.head = nn.Linear(d, classes)
 
 
-class _StandIn:
-    """Put the stand-in in place of the learner's ``LoRALinear`` while ``fn`` runs: in the
-    globals ``fn`` looks names up in (the learner's module, however the namespace was handed
-    over), and in the namespace itself."""
-
-    def __init__(self, ns: dict, fn: Any) -> None:
-        spaces = [ns]
-        module_globals = getattr(fn, "__globals__", None)
-        if isinstance(module_globals, dict) and module_globals is not ns:
-            spaces.append(module_globals)
-        self.spaces = spaces
-        self.saved: list[tuple[dict, bool, Any]] = []
-
-    def __enter__(self) -> None:
-        for space in self.spaces:
-            self.saved.append((space, "LoRALinear" in space, space.get("LoRALinear")))
-            space["LoRALinear"] = LoRALinear
-
-    def __exit__(self, *exc: object) -> None:
-        for space, had, value in reversed(self.saved):
-            if had:
-                space["LoRALinear"] = value
-            else:
-                space.pop("LoRALinear", None)
-
-
 def _model() -> TinyModel:
     return TinyModel().to(dtype=torch.float32)
 
@@ -331,7 +306,7 @@ def apply(ns: dict, target_names: list, r: int, alpha) -> dict:
     model = _model()
     before = dict(model.named_modules())
     fn = lookup(ns, "apply_lora")
-    with _StandIn(ns, fn):
+    with StandIn(ns, fn, "LoRALinear", LoRALinear):
         returned = fn(model, list(target_names), r, alpha)
     adapted = {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
     return {
@@ -364,7 +339,7 @@ def parameters(ns: dict, target_names: list, head_trainable: bool = True) -> dic
         model.head.requires_grad_(True)
     names = {id(p): name for name, p in model.named_parameters()}
     fn = lookup(ns, "lora_parameters")
-    with _StandIn(ns, fn):
+    with StandIn(ns, fn, "LoRALinear", LoRALinear):
         got = fn(model)
     try:
         items = list(got)

@@ -20,13 +20,11 @@ Drivers run where learner code runs and return plain data, never verdicts.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any
-
 import torch
 from torch import nn
 
 from course.grading.drivers import modules
+from course.grading.drivers.modules import StandIn
 from course.grading.probes import ProbeError, lookup
 
 
@@ -92,27 +90,13 @@ def conv_embed(ns: dict, images: torch.Tensor, weight: torch.Tensor, bias: torch
     return patches @ weight.flatten(1).T + bias
 
 
-@contextmanager
-def _swapped(ns: dict, name: str, value: Any):
-    """``ns[name]`` replaced by ``value`` for the duration; restored afterwards."""
-    missing = object()
-    saved = ns.get(name, missing)
-    ns[name] = value
-    try:
-        yield
-    finally:
-        if saved is missing:
-            del ns[name]
-        else:
-            ns[name] = saved
-
-
 def _vit(ns: dict, args: tuple) -> nn.Module:
     """``ViT(*args)`` built while ``Block`` names the stand-in, and with every entry of
     ``blocks`` a stand-in afterwards (whatever class the learner's ``__init__`` used)."""
     image_size, patch_size, in_channels, num_classes, dim, depth, heads, mlp_dim = args
-    with _swapped(ns, "Block", lambda *a, **k: StandInBlock(dim)):
-        model = lookup(ns, "ViT")(*args)
+    vit = lookup(ns, "ViT")
+    with StandIn(ns, vit, "Block", lambda *a, **k: StandInBlock(dim)):
+        model = vit(*args)
     if not isinstance(model, nn.Module):
         raise ProbeError(f"ViT{args} should build a torch.nn.Module")
     blocks = getattr(model, "blocks", None)
@@ -148,7 +132,7 @@ def vit_logits(ns: dict, args: tuple, state: dict, images: torch.Tensor,
                          f"replaced by stand-ins): {exc}") from None
     model.eval()
     images = images.clone().requires_grad_(cotangent is not None)
-    with _swapped(ns, "patchify", grader_patchify), torch.enable_grad():
+    with StandIn(ns, type(model).forward, "patchify", grader_patchify), torch.enable_grad():
         logits = model(images)
     if not isinstance(logits, torch.Tensor):
         raise ProbeError(f"ViT.forward returned a {type(logits).__name__}; return the logits")
