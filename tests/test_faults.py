@@ -93,9 +93,11 @@ def _start(args: list[str], marker: Path, extra_env: dict | None = None) -> subp
     marker.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(marker), "COURSE_PROBE_TIMEOUT": "300",
            "COURSE_BUDGET": "600", **(extra_env or {})}
-    return subprocess.Popen([sys.executable, "-m", "course.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    env["PYTHONFAULTHANDLER"] = "1"  # a hung grader's SIGABRT dumps every thread's stack
+    with open(marker / "stderr.txt", "w") as err:  # kept: a failure can say where it hung
+        return subprocess.Popen([sys.executable, "-m", "course.cli", *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
 
 
 def _wait_for_spinning(grader: subprocess.Popen, marker: Path, children: int) -> set[int]:
@@ -149,7 +151,15 @@ def test_nothing_outlives_a_killed_course_check(mode, how, tmp_path, monkeypatch
     run = _wait_for_spinning(grader, marker, children=1)
     assert len(run) >= 3, run  # grader, fork server, learner process (bwrap adds its own)
     os.killpg(grader.pid, how) if how == signal.SIGINT else grader.send_signal(how)
-    grader.wait(timeout=GRADER_EXIT_S)
+    try:
+        grader.wait(timeout=GRADER_EXIT_S)
+    except subprocess.TimeoutExpired:
+        info = Path(f"/proc/{grader.pid}/wchan").read_text()
+        os.kill(grader.pid, signal.SIGABRT)
+        time.sleep(2)
+        raise AssertionError(f"the grader did not exit within {GRADER_EXIT_S} s (kernel wait "
+                             f"channel {info!r}); its stderr and stacks:\n"
+                             + (marker / "stderr.txt").read_text()[-6000:]) from None
     took = _gone_within(run, marker, 10)
     print(f"{mode} {how.name}: last process gone {took:.1f} s after the grader")
 
