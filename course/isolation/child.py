@@ -150,7 +150,7 @@ def _start_cuda(device: torch.device) -> None:
     try:
         torch.zeros(1, device=device).add_(1)
         torch.cuda.synchronize(device)
-    except Exception:  # noqa: BLE001 - reported by the first probe that touches the device
+    except Exception:  # reported by the first probe that touches the device
         pass
 
 
