@@ -94,10 +94,21 @@ def _start(args: list[str], marker: Path, extra_env: dict | None = None) -> subp
     env = {**os.environ, "PYTHONPATH": str(marker), "COURSE_PROBE_TIMEOUT": "300",
            "COURSE_BUDGET": "600", **(extra_env or {})}
     env["PYTHONFAULTHANDLER"] = "1"  # a hung grader's SIGABRT dumps every thread's stack
-    with open(marker / "stderr.txt", "w") as err:  # kept: a failure can say where it hung
-        return subprocess.Popen([sys.executable, "-m", "course.cli", *args], env=env,
-                                stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
+    # The grader starts as a terminal starts it: SIGINT neither ignored nor blocked. A test
+    # process may have inherited either from whatever started it (both survive exec), and a
+    # grader started so ignores Ctrl-C: seen in CI, where its stacks showed it still waiting
+    # on the learner two minutes after SIGINT. A Python handler is reset to the default by
+    # exec, so the parent installs one around the start and restores its own afterwards.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        with open(marker / "stderr.txt", "w") as err:  # kept: a failure can say where it hung
+            return subprocess.Popen([sys.executable, "-m", "course.cli", *args], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=err,
+                                    start_new_session=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, previous)
 
 
 def _wait_for_spinning(grader: subprocess.Popen, marker: Path, children: int) -> set[int]:
