@@ -165,11 +165,13 @@ def test_nothing_outlives_a_killed_course_check(mode, how, tmp_path, monkeypatch
     try:
         grader.wait(timeout=GRADER_EXIT_S)
     except subprocess.TimeoutExpired:
-        info = Path(f"/proc/{grader.pid}/wchan").read_text()
+        status = Path(f"/proc/{grader.pid}/status").read_text().splitlines()
+        masks = [line for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt"))]
+        info = Path(f"/proc/{grader.pid}/wchan").read_text() + "; " + ", ".join(masks)
         os.kill(grader.pid, signal.SIGABRT)
         time.sleep(2)
         raise AssertionError(f"the grader did not exit within {GRADER_EXIT_S} s (kernel wait "
-                             f"channel {info!r}); its stderr and stacks:\n"
+                             f"channel and signal masks {info!r}); its stderr and stacks:\n"
                              + (marker / "stderr.txt").read_text()[-6000:]) from None
     took = _gone_within(run, marker, 10)
     print(f"{mode} {how.name}: last process gone {took:.1f} s after the grader")
