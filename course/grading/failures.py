@@ -22,6 +22,7 @@ class Failure(str, Enum):
     BUDGET = "grader:budget"  # the submission's time budget is spent: not run
     TIMED_OUT_BEFORE = "grader:timed-out-before"  # this function already hung once: not run
     INPUT_MODIFIED = "grader:input-modified"  # the code changed a tensor it was given
+    COLLECTIVE = "grader:collective"  # the ranks of a process group made different collectives
 
     @classmethod
     def of(cls, error: dict | None) -> Failure | None:

@@ -18,7 +18,7 @@ from course.grading.probes import execute
 from course.grading.spec import Make, Probe, map_tensors, places_on_device, to_float64
 
 # failures a banked mistake can reproduce word for word, so that its hint applies
-DIAGNOSABLE = (Failure.INPUT_MODIFIED,)
+DIAGNOSABLE = (Failure.INPUT_MODIFIED, Failure.COLLECTIVE)
 
 DTYPE_WORDS = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")
 

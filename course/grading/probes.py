@@ -18,7 +18,7 @@ from course.grading import drivers, fixtures
 from course.grading.encode import EncodeError, encode
 from course.grading.failures import Failure, error
 from course.grading.forbidden import Forbid, watch
-from course.grading.spec import Call, Device, Fixture, Gen, Inspect, Make
+from course.grading.spec import Call, Device, Fixture, Gen, Group, Inspect, Make
 
 COTANGENT_SEED = 20_240_611
 LEARNER_FILE_PREFIX = "<learner"
@@ -26,6 +26,11 @@ LEARNER_FILE_PREFIX = "<learner"
 
 class ProbeError(Exception):
     """Learner code failed while a probe ran; carries a message in words."""
+
+
+class CollectiveMismatch(ProbeError):
+    """The ranks of a process group did not make the same collective calls (a driver of a
+    :class:`Group` probe found it); the message says which call, in words."""
 
 
 class InputModified(Exception):
@@ -164,9 +169,17 @@ def cotangents(outputs: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def execute(
-    probe: Call | Inspect, ns: dict, device: torch.device, rules: list[Forbid], deep: bool = True
+    probe: Call | Inspect | Group, ns: dict, device: torch.device, rules: list[Forbid],
+    deep: bool = True,
 ) -> dict:
-    """Run ``probe`` on namespace ``ns``. Returns a payload of plain data (see encode)."""
+    """Run ``probe`` on namespace ``ns``. Returns a payload of plain data (see encode). A
+    :class:`Group` runs in processes forked from this one (:func:`course.grading.ranks.run_forked`:
+    the grader's trusted code, or the notebook's kernel; the isolated child, which may not fork,
+    never gets one)."""
+    if isinstance(probe, Group):
+        from course.grading.ranks import run_forked
+
+        return run_forked(probe, ns, device, rules, deep)
     started = time.perf_counter()
     payload: dict[str, Any] = {"ok": False, "forbidden": []}
     try:
@@ -177,6 +190,8 @@ def execute(
             else:
                 _call(probe, ns, device, rules, payload, deep)
         payload["ok"] = True
+    except CollectiveMismatch as exc:
+        payload["error"] = error(Failure.COLLECTIVE, str(exc))
     except ProbeError as exc:
         payload["error"] = error(Failure.PROBE, str(exc))
     except InputModified as exc:

@@ -11,6 +11,8 @@ in float64 on the CPU) and on the learner's code (in an isolated child, on the c
 - :class:`Fixture` is a grader-owned helper object (see :mod:`course.grading.fixtures`), e.g.
   a deterministic stand-in model passed to the learner's sampler.
 - :class:`Gen` is a freshly seeded ``torch.Generator`` (on the CPU).
+- :class:`Group` runs one driver call in several processes at once, as the ranks of a
+  ``torch.distributed`` process group (unit 6.1; see :mod:`course.grading.ranks`).
 """
 
 from __future__ import annotations
@@ -136,7 +138,37 @@ class Inspect:
         return self.target.describe()
 
 
-Probe = Call | Inspect
+@dataclass(frozen=True)
+class Group:
+    """Run ``call`` (a driver, ``"@module.function"``) in ``world_size`` processes at once, as
+    the ranks of one ``torch.distributed`` process group (gloo on 127.0.0.1, a free port).
+
+    Rank r's call gets the keyword arguments ``rank=r``, ``world_size`` and ``init_method``
+    (``"tcp://127.0.0.1:PORT"``) added; the driver starts the group and tears it down. The
+    outcome's ``out`` is the list of the ranks' return values, in rank order. When a rank
+    fails, the outcome is that failure, its message naming the rank (and what the others
+    did). ``timeout`` bounds the whole group, in seconds; every process is killed after it.
+    """
+
+    call: Call
+    world_size: int = 2
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.call.target, str) and self.call.target.startswith("@")):
+            raise ValueError("a Group runs a driver call ('@module.function')")
+        if self.call.grad or self.call.after:
+            raise ValueError("a Group's driver reports what it needs: no grad or after")
+
+    @property
+    def name(self) -> str:
+        return self.call.name
+
+    def describe(self) -> str:
+        return f"{self.call.describe()} on {self.world_size} processes"
+
+
+Probe = Call | Inspect | Group
 
 
 def describe_value(value: Any) -> str:
@@ -181,6 +213,8 @@ def map_tensors(value: Any, fn, on_make=None) -> Any:
                        kwargs=again(value.kwargs))
     if isinstance(value, Inspect):
         return replace(value, target=again(value.target))
+    if isinstance(value, Group):
+        return replace(value, call=again(value.call))
     return value
 
 
@@ -212,4 +246,6 @@ def places_on_device(value: Any) -> bool:
         return any(places_on_device(v) for v in (value.target, value.args, value.kwargs))
     if isinstance(value, Inspect):
         return True  # the module it builds is moved to the device
+    if isinstance(value, Group):
+        return places_on_device(value.call)
     return False

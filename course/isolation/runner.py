@@ -12,13 +12,13 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from course import paths
 from course.grading import encode as enc
 from course.grading.failures import Failure, error
 from course.grading.forbidden import Forbid
-from course.grading.spec import Probe
+from course.grading.spec import Group, Probe
 from course.isolation import forkserver, sandbox
 from course.isolation.child import ChildConfig, serve
 from course.isolation.inprocess import InProcessRunner, LoadResult
@@ -181,21 +181,33 @@ class IsolatedRunner:
     def _exchange(self, request, timeout: float) -> tuple[dict | None, str]:
         """Send a request, wait for the reply. Returns (payload, problem-in-words); a reply
         that did not come within ``timeout`` also sets ``self.hit_time_limit``."""
+        problem = self._send(request)
+        if problem:
+            return None, problem
+        return self._receive(time.monotonic() + timeout, timeout)
+
+    def _send(self, request) -> str:
+        """Send a request to the child: "" when sent, else why not, in words."""
         self.hit_time_limit = False
         assert self.conn is not None and self.proc is not None
         try:
             self.conn.send_bytes(enc.request_to_bytes(request))
         except (BrokenPipeError, OSError):
-            return None, self._death_reason()
-        deadline = time.monotonic() + timeout
+            return self._death_reason()
+        return ""
+
+    def _receive(self, deadline: float, timeout: float) -> tuple[dict | None, str]:
+        """The reply to the request sent last, if it comes before ``deadline`` (a time limit of
+        ``timeout`` seconds, as the learner is told)."""
+        assert self.conn is not None and self.proc is not None
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 and not self._ready_now():
                 self._kill()
                 self.hit_time_limit = True
                 return None, f"it did not finish within the time limit of {timeout:g} s"
             try:
-                ready = self.conn.poll(min(remaining, 0.5))
+                ready = self.conn.poll(min(max(remaining, 0.0), 0.5))
             except (EOFError, OSError):
                 return None, self._death_reason()
             if ready:
@@ -218,6 +230,13 @@ class IsolatedRunner:
             self._kill()
             return None, "its reply was not a result record"
         return payload, ""
+
+    def _ready_now(self) -> bool:
+        """A reply is waiting (one that came in time, read after another rank's deadline)."""
+        try:
+            return self.conn is not None and self.conn.poll(0)
+        except (EOFError, OSError):
+            return False
 
     def _death_reason(self) -> str:
         proc = self.proc
@@ -261,6 +280,13 @@ class IsolatedRunner:
     def run(self, probe: Probe, timeout: float | None = None) -> dict:
         if self.budget_spent:
             return {"ok": False, "error": error(Failure.BUDGET, self.budget_message())}
+        if isinstance(probe, Group):
+            return self._run_group(probe)
+        return self._run_one(probe, timeout)
+
+    def _run_one(self, probe: Probe, timeout: float | None) -> dict:
+        if self.budget_spent:
+            return {"ok": False, "error": error(Failure.BUDGET, self.budget_message())}
         hung = self.timed_out.get(probe.name)
         if hung is not None:
             return {"ok": False, "error": error(Failure.TIMED_OUT_BEFORE, (
@@ -281,3 +307,58 @@ class IsolatedRunner:
             return {"ok": False, "error": error(Failure.CRASH,
                                                 f"While running this check, {problem}.")}
         return payload
+
+    def _run_group(self, group: Group) -> dict:
+        """The ranks of ``group``, each in an isolated child of its own (confined like this
+        runner's, from the same fork server and so in the same sandbox), started and loaded
+        for this probe and closed after it. The wall time, loads included, is charged to this
+        submission's budget; a rank that hangs past the group's timeout kills the group and,
+        as for a single probe, the driver is not run again."""
+        from course.grading import ranks
+
+        hung = self.timed_out.get(group.name)
+        if hung is not None:
+            return {"ok": False, "error": error(Failure.TIMED_OUT_BEFORE, (
+                f"not run: `{group.name}` did not finish within the time limit of {hung[1]:g} s "
+                f"in “{hung[0]}”, so it is not run again"))}
+        loaded = self.load()
+        if loaded.fatal:
+            return {"ok": False, "error": error(Failure.FATAL, loaded.fatal)}
+        limit = max(0.05, min(group.timeout, self.remaining))
+        started = time.monotonic()
+        deadline = started + limit
+        budget = replace(self.limits, budget_seconds=limit, load_seconds=limit)
+        members = [IsolatedRunner(self.cells, self.device, list(self.rules), budget)
+                   for _ in range(group.world_size)]
+        replies: list[dict | None] = []
+        problems: list[str] = []
+        hit_limit = False
+        try:
+            for member in members:  # every rank executes the cells in its own child first
+                member.load()
+            address = ranks.init_method()
+            sent = [member._send(("probe", ranks.rank_call(group, rank, address)))
+                    if member.proc is not None else (member.load_result.fatal
+                                                     if member.load_result else "not started")
+                    for rank, member in enumerate(members)]
+            for member, problem in zip(members, sent):
+                if problem:
+                    replies.append(None)
+                    problems.append(problem)
+                    continue
+                payload, problem = member._receive(deadline, limit)
+                hit_limit = hit_limit or member.hit_time_limit
+                replies.append(payload)
+                problems.append(problem)
+        finally:
+            for member in members:
+                member.close()
+            self.used += time.monotonic() - started
+        if hit_limit:
+            if limit < group.timeout and not self.spent_during:
+                self.spent_during = self.current_check or "an earlier check"
+                return {"ok": False, "error": error(Failure.BUDGET, (
+                    f"your code used up its time budget of {self.limits.budget_seconds:g} s "
+                    "while this check ran; the checks after it are not run"))}
+            self.timed_out[group.name] = (self.current_check or "an earlier check", limit)
+        return ranks.combine(group, replies, problems)
