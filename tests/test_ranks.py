@@ -33,6 +33,9 @@ GOOD = """
 import torch
 import torch.distributed as dist
 
+def ping():
+    return 1
+
 def allreduce_gradients_(model, group=None):
     w = dist.get_world_size(group)
     for p in model.parameters():
@@ -73,9 +76,14 @@ def _runner(source: str, **limits) -> IsolatedRunner:
     return IsolatedRunner([(1, source)], "cpu", [], replace(Limits(), **limits))
 
 
-def _ranks_left() -> list[int]:
-    """Processes below the fork server (ranks, or what they started)."""
-    return sandbox.descendants(forkserver.server_pid() or 0) if forkserver.server_pid() else []
+def _ranks_left(runner: IsolatedRunner | None = None) -> list[int]:
+    """Processes below the fork server (ranks, or what they started), but for ``runner``'s own
+    child while it is open."""
+    server = forkserver.server_pid()
+    if not server:
+        return []
+    own = sandbox.host_pid(server, runner.proc.pid) if runner and runner.proc else None
+    return [p for p in sandbox.descendants(server) if p != own]
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
@@ -104,7 +112,8 @@ def test_a_hanging_rank_costs_its_timeout_and_leaves_nothing(level):
                                   "time limit of 8 s"), message
         assert "rank 0: its all_reduce call number 1" in message, message
         assert took < 60, took
-        assert _ranks_left() == []
+        assert _ranks_left(runner) == []
+        assert runner.run(Call("ping"))["out"] == 1  # the runner's own child lives on
         again = runner.run(_group(timeout=8.0, timeout_s=3.0))
         assert again["error"]["type"] == Failure.TIMED_OUT_BEFORE.value, again
 

@@ -11,7 +11,9 @@ import multiprocessing
 PRELOAD = ["torch", "course.isolation.child", "course.grading.fixtures", "course.isolation.zygote"]
 
 
-_server_executable: str | None = None  # the interpreter the running server was started with
+_UNSET = "<no server started yet>"
+# the interpreter the running server was started with (None: this Python, no sandbox)
+_server_executable: str | None = _UNSET
 
 
 def context():
@@ -27,7 +29,9 @@ def context():
     ctx.set_forkserver_preload(PRELOAD)
     executable = sandbox.python_wrapper() if sandbox.level() == "bubblewrap" else None
     running = getattr(forkserver._forkserver, "_forkserver_pid", None) is not None
-    if running and _server_executable is not None and executable != _server_executable:
+    # a server started for the other isolation level (or other hidden paths) is stopped, also
+    # when the one running has no sandbox (``None``) and this one needs one
+    if running and _server_executable != _UNSET and executable != _server_executable:
         forkserver._forkserver._stop()
     _server_executable = executable
     if executable:

@@ -7,11 +7,14 @@ plain-data payloads, so the grader cannot tell them apart except by ``isolation`
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import multiprocessing.util  # noqa: F401  (its exit handler is registered before ours)
 import os
 import signal
 import sys
 import time
+import weakref
 from dataclasses import dataclass, replace
 
 from course import paths
@@ -26,6 +29,19 @@ from course.isolation.inprocess import InProcessRunner, LoadResult
 __all__ = ["InProcessRunner", "IsolatedRunner", "Limits", "LoadResult"]
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024
+# This process's runners with a live child. Each reaps what its own submission left below the
+# fork server, never another runner's child; and they are closed at exit before
+# multiprocessing's own exit handler would terminate their children by ``proc.pid``, which
+# under bubblewrap is a pid of the sandbox's namespace (see ``_kill``).
+_OPEN: weakref.WeakSet[IsolatedRunner] = weakref.WeakSet()
+
+
+def _close_open_runners() -> None:
+    for runner in list(_OPEN):
+        runner.close()
+
+
+atexit.register(_close_open_runners)  # after multiprocessing.util's handler: runs before it
 
 
 @dataclass(frozen=True)
@@ -152,6 +168,7 @@ class IsolatedRunner:
             os.chdir(cwd)
         child.close()
         self.proc, self.conn = proc, parent
+        _OPEN.add(self)
 
     def _kill(self) -> None:
         proc, self.proc = self.proc, None
@@ -160,14 +177,25 @@ class IsolatedRunner:
             self.conn = None
         if proc is None:
             return
-        if proc.pid is not None:
-            for target in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
+        # Signal the child by the machine's pid of the live process, found below the fork
+        # server. ``proc.pid`` is the server's number for it: under bubblewrap that is a pid
+        # of the sandbox's own namespace, which here names some unrelated process; and once
+        # the child is gone its pid is free, and after the kernel's pids wrap around (32768
+        # on many machines) belongs to another process. A blind SIGKILL would kill either.
+        server = forkserver.server_pid()
+        target = sandbox.host_pid(server, proc.pid) if proc.pid is not None else None
+        if target is not None and proc.is_alive():
+            for kill in (os.killpg, os.kill):
                 try:
-                    target()
+                    kill(target, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError, OSError):
                     pass
         proc.join(timeout=5)
-        sandbox.reap_descendants(forkserver.server_pid())
+        _OPEN.discard(self)
+        # what this submission left behind, sparing the children of other open runners (the
+        # ranks of a group, a caller's second runner) that share the fork server
+        others = frozenset(r.proc.pid for r in list(_OPEN) if r.proc is not None and r.proc.pid)
+        sandbox.reap_descendants(server, spare=others)
 
     def close(self) -> None:
         self._kill()

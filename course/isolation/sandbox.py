@@ -150,13 +150,50 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def reap_descendants(server_pid: int | None) -> int:
+def inner_pid(pid: int) -> int | None:
+    """``pid`` as its own, innermost PID namespace numbers it (the last field of ``NSpid``):
+    under bubblewrap the fork server and its children live in a namespace of their own, and the
+    pid multiprocessing reports for a child is that number, not the machine's. None when the
+    process is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        return None
+    return pid  # a kernel without NSpid (before 4.1): one namespace
+
+
+def host_pid(server_pid: int | None, child: int) -> int | None:
+    """The machine's pid of the fork server's child that the server knows as ``child`` (its
+    own namespace's number), or None when no such process lives. Signal that pid, never
+    ``child`` itself: under a PID namespace ``child`` names some unrelated process here."""
+    if not server_pid or not Path("/proc").exists():
+        return None
+    for pid in _children().get(server_pid, []):
+        if inner_pid(pid) == child:
+            return pid
+    return None
+
+
+def reap_descendants(server_pid: int | None, spare: frozenset[int] = frozenset()) -> int:
     """Kill every process below the fork server (what submissions left behind: the fork
-    server is a child subreaper, so orphans re-parent to it). Returns how many were killed."""
+    server is a child subreaper, so orphans re-parent to it), except the server's children
+    whose pids as the server knows them (:func:`inner_pid`) are in ``spare``, and everything
+    below them. Returns how many were killed."""
     if not server_pid or not Path("/proc").exists():
         return 0
+    tree, doomed, todo = _children(), [], [server_pid]
+    while todo:
+        parent = todo.pop()
+        for child in tree.get(parent, []):
+            if parent == server_pid and spare and inner_pid(child) in spare:
+                continue
+            doomed.append(child)
+            todo.append(child)
     killed = 0
-    for pid in descendants(server_pid):
+    for pid in doomed:
         try:
             os.kill(pid, signal.SIGKILL)
             killed += 1
