@@ -27,6 +27,17 @@ def _isolated_workspace(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(params=["none", "bwrap"])
+def isolation_level(request, monkeypatch):
+    """Each isolation level in turn (``$COURSE_SANDBOX``); bubblewrap skipped where it fails."""
+    from course.isolation import sandbox
+
+    monkeypatch.setenv("COURSE_SANDBOX", request.param)
+    if request.param == "bwrap" and sandbox.level() != "bubblewrap":
+        pytest.skip(f"no bubblewrap here: {sandbox.unavailable_reason()}")
+    return request.param
+
+
 @pytest.fixture
 def write(tmp_path):
     """write(name, text) -> Path of a file in a fresh temporary folder."""

@@ -21,21 +21,11 @@ import sys
 import textwrap
 import time
 
-import pytest
-
 from course.grading.spec import Call
 from course.isolation import forkserver, runner, sandbox
 from course.isolation.runner import IsolatedRunner
 
 SOURCE = "def f(x):\n    return x + 1\n"
-
-
-@pytest.fixture(params=["none", "bwrap"])
-def level(request, monkeypatch):
-    monkeypatch.setenv("COURSE_SANDBOX", request.param)
-    if request.param == "bwrap" and sandbox.level() != "bubblewrap":
-        pytest.skip(f"no bubblewrap here: {sandbox.unavailable_reason()}")
-    return request.param
 
 
 class _Recorder:
@@ -55,12 +45,12 @@ class _Recorder:
         monkeypatch.setattr(runner.os, "killpg", killpg)
 
 
-def test_close_signals_the_childs_machine_pid(level, monkeypatch):
+def test_close_signals_the_childs_machine_pid(isolation_level, monkeypatch):
     r = IsolatedRunner([(1, SOURCE)], "cpu", [])
     r.load()
     child = sandbox.host_pid(forkserver.server_pid(), r.proc.pid)
     assert child is not None and sandbox.inner_pid(child) == r.proc.pid
-    if level == "bwrap":
+    if isolation_level == "bwrap":
         assert child != r.proc.pid  # the sandbox numbers its processes itself
     recorder = _Recorder(monkeypatch)
     r.close()
@@ -68,7 +58,7 @@ def test_close_signals_the_childs_machine_pid(level, monkeypatch):
     assert sandbox.descendants(forkserver.server_pid()) == []
 
 
-def test_close_signals_nothing_once_the_child_is_gone(level, monkeypatch):
+def test_close_signals_nothing_once_the_child_is_gone(isolation_level, monkeypatch):
     r = IsolatedRunner([(1, SOURCE)], "cpu", [])
     r.load()
     child = sandbox.host_pid(forkserver.server_pid(), r.proc.pid)
@@ -81,7 +71,7 @@ def test_close_signals_nothing_once_the_child_is_gone(level, monkeypatch):
     assert recorder.sent == []
 
 
-def test_closing_one_runner_spares_another(level):
+def test_closing_one_runner_spares_another(isolation_level):
     first = IsolatedRunner([(1, SOURCE)], "cpu", [])
     second = IsolatedRunner([(1, SOURCE)], "cpu", [])
     try:
@@ -112,8 +102,8 @@ EXITS_WITH_A_RUNNER_OPEN = textwrap.dedent("""
 """)
 
 
-def test_exit_with_a_runner_open_signals_only_its_child(level):
-    env = {**os.environ, "COURSE_SANDBOX": level}
+def test_exit_with_a_runner_open_signals_only_its_child(isolation_level):
+    env = {**os.environ, "COURSE_SANDBOX": isolation_level}
     done = subprocess.run([sys.executable, "-c", EXITS_WITH_A_RUNNER_OPEN], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

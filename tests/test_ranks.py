@@ -64,14 +64,6 @@ def _group(world_size=2, timeout=30.0, timeout_s=4.0):
                  world_size=world_size, timeout=timeout)
 
 
-@pytest.fixture(params=["none", "bwrap"])
-def level(request, monkeypatch):
-    monkeypatch.setenv("COURSE_SANDBOX", request.param)
-    if request.param == "bwrap" and sandbox.level() != "bubblewrap":
-        pytest.skip(f"no bubblewrap here: {sandbox.unavailable_reason()}")
-    return request.param
-
-
 def _runner(source: str, **limits) -> IsolatedRunner:
     return IsolatedRunner([(1, source)], "cpu", [], replace(Limits(), **limits))
 
@@ -87,7 +79,7 @@ def _ranks_left(runner: IsolatedRunner | None = None) -> list[int]:
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
-def test_isolated_ranks_average_and_report_in_rank_order(level, world_size):
+def test_isolated_ranks_average_and_report_in_rank_order(isolation_level, world_size):
     with _runner(GOOD) as runner:
         got = runner.run(_group(world_size))
         assert got["ok"], got.get("error")
@@ -96,11 +88,11 @@ def test_isolated_ranks_average_and_report_in_rank_order(level, world_size):
         first = outs[0]["gradients"]
         for out in outs[1:]:  # the mean, the same on every rank
             assert all(torch.equal(a, b) for a, b in zip(first, out["gradients"]))
-        assert runner.isolation == ("bubblewrap" if level == "bwrap" else "process")
+        assert runner.isolation == ("bubblewrap" if isolation_level == "bwrap" else "process")
     assert _ranks_left() == []
 
 
-def test_a_hanging_rank_costs_its_timeout_and_leaves_nothing(level):
+def test_a_hanging_rank_costs_its_timeout_and_leaves_nothing(isolation_level):
     with _runner(HANGS_ON_RANK_1, budget_seconds=120) as runner:
         started = time.monotonic()
         got = runner.run(_group(timeout=8.0, timeout_s=3.0))
@@ -118,7 +110,7 @@ def test_a_hanging_rank_costs_its_timeout_and_leaves_nothing(level):
         assert again["error"]["type"] == Failure.TIMED_OUT_BEFORE.value, again
 
 
-def test_a_group_past_the_budget_spends_it(level):
+def test_a_group_past_the_budget_spends_it(isolation_level):
     with _runner(HANGS_ON_RANK_1, budget_seconds=6) as runner:
         runner.load()
         got = runner.run(_group(timeout=30.0, timeout_s=20.0))
@@ -128,7 +120,7 @@ def test_a_group_past_the_budget_spends_it(level):
     assert _ranks_left() == []
 
 
-def test_a_raising_rank_is_named(level):
+def test_a_raising_rank_is_named(isolation_level):
     with _runner(RAISES_ON_RANK_1) as runner:
         got = runner.run(_group(timeout_s=5.0))
     assert not got["ok"]
@@ -137,7 +129,7 @@ def test_a_raising_rank_is_named(level):
     assert "rank 0: its all_reduce call number 1" in got["error"]["message"]
 
 
-def test_an_isolated_rank_may_not_start_a_process(level):
+def test_an_isolated_rank_may_not_start_a_process(isolation_level):
     with _runner(FORKS) as runner:
         got = runner.run(_group(timeout_s=5.0))
     assert not got["ok"]

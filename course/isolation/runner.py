@@ -312,17 +312,25 @@ class IsolatedRunner:
             return self._run_group(probe)
         return self._run_one(probe, timeout)
 
-    def _run_one(self, probe: Probe, timeout: float | None) -> dict:
-        if self.budget_spent:
-            return {"ok": False, "error": error(Failure.BUDGET, self.budget_message())}
-        hung = self.timed_out.get(probe.name)
+    def _refusal(self, name: str) -> dict | None:
+        """Why ``name`` is not run (it hung before, or the code cannot be loaded), as a
+        payload; None when it can run (the code is then loaded)."""
+        hung = self.timed_out.get(name)
         if hung is not None:
             return {"ok": False, "error": error(Failure.TIMED_OUT_BEFORE, (
-                f"not run: `{probe.name}` did not finish within the time limit of {hung[1]:g} s "
+                f"not run: `{name}` did not finish within the time limit of {hung[1]:g} s "
                 f"in “{hung[0]}”, so it is not run again"))}
         loaded = self.load()
         if loaded.fatal:
             return {"ok": False, "error": error(Failure.FATAL, loaded.fatal)}
+        return None
+
+    def _run_one(self, probe: Probe, timeout: float | None) -> dict:
+        if self.budget_spent:
+            return {"ok": False, "error": error(Failure.BUDGET, self.budget_message())}
+        refused = self._refusal(probe.name)
+        if refused:
+            return refused
         limit = timeout or self.limits.probe_seconds
         payload, problem, out = self._timed(("probe", probe), limit)
         if out:
@@ -344,14 +352,9 @@ class IsolatedRunner:
         as for a single probe, the driver is not run again."""
         from course.grading import ranks
 
-        hung = self.timed_out.get(group.name)
-        if hung is not None:
-            return {"ok": False, "error": error(Failure.TIMED_OUT_BEFORE, (
-                f"not run: `{group.name}` did not finish within the time limit of {hung[1]:g} s "
-                f"in “{hung[0]}”, so it is not run again"))}
-        loaded = self.load()
-        if loaded.fatal:
-            return {"ok": False, "error": error(Failure.FATAL, loaded.fatal)}
+        refused = self._refusal(group.name)
+        if refused:
+            return refused
         limit = max(0.05, min(group.timeout, self.remaining))
         started = time.monotonic()
         deadline = started + limit
