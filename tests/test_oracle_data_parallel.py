@@ -6,69 +6,30 @@
   ranks' gradients as computed here in one process.
 - ``train_data_parallel`` on 2 forked ranks ends at the parameters of
   ``torch.nn.parallel.DistributedDataParallel`` trained with ``torch.optim.SGD`` on the same
-  ranks, shards and model, and at those of full-batch SGD in one process; both ranks end
-  bitwise equal.
+  ranks, shards and model (run by the same driver), and at those of full-batch SGD in one
+  process; both ranks end bitwise equal.
 - The grader's group machinery: a rank that skips the reduce ends in words, within the
   group's timeout, naming the rank and the call.
 """
 
 from __future__ import annotations
 
-import datetime
-import os
 import time
 
 import pytest
 import torch
-import torch.distributed as dist
 
 from course import catalogue
-from course.grading import encode as enc
 from course.grading.checks import reference
 from course.grading.drivers import data_parallel as drivers
 from course.grading.encode import decode
 from course.grading.failures import Failure
-from course.grading.ranks import init_method, run_forked
+from course.grading.ranks import run_forked
 from course.grading.spec import Call, Group
 
 NS = reference(catalogue.find("data-parallel")).namespace
 CPU = torch.device("cpu")
 SIZES = (5, 7, 3)
-
-
-def _forked(world_size: int, work) -> list:
-    """``work(rank)`` in ``world_size`` forked ranks of a gloo group; their return values."""
-    address = init_method()
-    pipes = []
-    for rank in range(world_size):
-        read, write = os.pipe()
-        if os.fork() == 0:
-            code = 1
-            try:
-                os.close(read)
-                torch.set_num_threads(1)
-                dist.init_process_group("gloo", init_method=address, rank=rank,
-                                        world_size=world_size,
-                                        timeout=datetime.timedelta(seconds=20))
-                data = enc.to_bytes(enc.encode(work(rank)))
-                dist.destroy_process_group()
-                with os.fdopen(write, "wb") as f:
-                    f.write(data)
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write)
-        pipes.append(read)
-    results = []
-    for read in pipes:
-        chunks = []
-        while chunk := os.read(read, 1 << 20):
-            chunks.append(chunk)
-        os.close(read)
-        results.append(decode(enc.from_bytes(b"".join(chunks))))
-    for _ in pipes:
-        os.wait()
-    return results
 
 
 @pytest.mark.parametrize("n,world_size", [(12, 3), (8, 2), (6, 1), (10, 5)])
@@ -96,24 +57,24 @@ def test_allreduce_gives_the_mean(world_size):
             torch.testing.assert_close(have, want, rtol=1e-14, atol=1e-15)
 
 
-def _ddp_rank(rank: int, steps: int, n: int, lr: float, seed: int) -> dict:
+def _ddp_train_data_parallel(rank, world_size, model, batch, loss_fn, steps, lr):
+    """``train_data_parallel`` written with the library: DistributedDataParallel over the
+    rank's contiguous shard and torch.optim.SGD (run by the grader's own driver and ranks)."""
     from torch.nn.parallel import DistributedDataParallel
 
-    model = drivers.mlp(SIZES, seed)
     ddp = DistributedDataParallel(model)
-    x, y = drivers.regression_batch(n, SIZES, seed)
-    b = n // 2
+    x, y = batch
+    b = x.shape[0] // world_size
     xs, ys = x[rank * b:(rank + 1) * b], y[rank * b:(rank + 1) * b]
     opt = torch.optim.SGD(ddp.parameters(), lr=lr)
     losses = []
     for _ in range(steps):
         opt.zero_grad()
-        loss = drivers.mse(ddp(xs), ys)
+        loss = loss_fn(ddp(xs), ys)
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    return {"parameters": {k: v.detach().clone() for k, v in model.named_parameters()},
-            "losses": torch.tensor(losses, dtype=torch.float64)}
+    return losses
 
 
 @pytest.mark.parametrize("steps,n,seed", [(4, 24, 3), (6, 16, 11)])
@@ -123,7 +84,10 @@ def test_training_equals_ddp_and_one_process(steps, n, seed):
                         NS, CPU, [])
     assert master["ok"], master.get("error")
     master_ranks = decode(master["out"])
-    ddp_ranks = _forked(2, lambda rank: _ddp_rank(rank, steps, n, lr, seed))
+    ddp = run_forked(Group(Call("@data_parallel.learner_loop", (n, SIZES, steps, lr, seed))),
+                     {"train_data_parallel": _ddp_train_data_parallel}, CPU, [])
+    assert ddp["ok"], ddp.get("error")
+    ddp_ranks = decode(ddp["out"])
     one = drivers.single_process(NS, n, SIZES, steps, lr, seed)
     for ours, theirs in zip(master_ranks, ddp_ranks):
         for name, value in one["parameters"].items():

@@ -67,7 +67,7 @@ def combine(group: Group, replies: list[dict | None], problems: list[str]) -> di
     failures: list[tuple[int, dict]] = []
     for rank, (reply, problem) in enumerate(zip(replies, problems)):
         if reply is None:
-            failures.append((rank, error(Failure.CRASH, f"{problem}")))
+            failures.append((rank, error(Failure.CRASH, problem)))
         elif not reply.get("ok"):
             failures.append((rank, dict(reply.get("error") or {})))
     payload: dict[str, Any] = {"forbidden": forbidden, "output": output,
@@ -138,7 +138,7 @@ def run_forked(group: Group, ns: dict, device: torch.device, rules: list[Forbid]
                 reply = enc.to_bytes(payload)
                 with os.fdopen(write, "wb") as pipe:
                     pipe.write(reply)
-            except BaseException:  # noqa: BLE001 - the parent reports the missing reply
+            except BaseException:  # the parent reports the missing reply
                 code = 1
             os._exit(code)
         os.close(write)

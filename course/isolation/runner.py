@@ -326,8 +326,6 @@ class IsolatedRunner:
         return None
 
     def _run_one(self, probe: Probe, timeout: float | None) -> dict:
-        if self.budget_spent:
-            return {"ok": False, "error": error(Failure.BUDGET, self.budget_message())}
         refused = self._refusal(probe.name)
         if refused:
             return refused
@@ -369,8 +367,7 @@ class IsolatedRunner:
                 member.load()
             address = ranks.init_method()
             sent = [member._send(("probe", ranks.rank_call(group, rank, address)))
-                    if member.proc is not None else (member.load_result.fatal
-                                                     if member.load_result else "not started")
+                    if member.proc is not None else member.load().fatal
                     for rank, member in enumerate(members)]
             for member, problem in zip(members, sent):
                 if problem:

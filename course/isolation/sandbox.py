@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from course import paths
@@ -141,10 +142,15 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def descendants(pid: int) -> list[int]:
+def descendants(pid: int, spare: Callable[[int], bool] | None = None) -> list[int]:
+    """Every process below ``pid``; with ``spare``, without the subtrees of its children for
+    which ``spare(child)`` holds."""
     tree, found, todo = _children(), [], [pid]
     while todo:
-        for child in tree.get(todo.pop(), []):
+        parent = todo.pop()
+        for child in tree.get(parent, []):
+            if spare is not None and parent == pid and spare(child):
+                continue
             found.append(child)
             todo.append(child)
     return found
@@ -184,16 +190,8 @@ def reap_descendants(server_pid: int | None, spare: frozenset[int] = frozenset()
     below them. Returns how many were killed."""
     if not server_pid or not Path("/proc").exists():
         return 0
-    tree, doomed, todo = _children(), [], [server_pid]
-    while todo:
-        parent = todo.pop()
-        for child in tree.get(parent, []):
-            if parent == server_pid and spare and inner_pid(child) in spare:
-                continue
-            doomed.append(child)
-            todo.append(child)
     killed = 0
-    for pid in doomed:
+    for pid in descendants(server_pid, lambda child: bool(spare) and inner_pid(child) in spare):
         try:
             os.kill(pid, signal.SIGKILL)
             killed += 1

@@ -122,9 +122,9 @@ def reduce(ns: dict, shapes: list[tuple[int, ...]], seed: int, no_grad: tuple[in
     """One call of the learner's ``allreduce_gradients_`` on a module whose parameters have
     ``shapes`` (the same values on every rank) and rank-specific gradients (None for the
     parameter indices in ``no_grad``); ``group=dist.group.WORLD`` is passed when
-    ``explicit_group``. Reports the gradients and parameters after the call, the number of
-    what the call returned (the number of all_reduce calls is free: one per parameter, or
-    one on a flattened buffer, as ``DistributedDataParallel``'s buckets do)."""
+    ``explicit_group``. Reports the gradients and parameters after the call and the type of
+    what the call returned (not the number of all_reduce calls, which is free: one per
+    parameter, or one on a flattened buffer, as ``DistributedDataParallel``'s buckets do)."""
     allreduce = lookup(ns, "allreduce_gradients_")
     g = torch.Generator().manual_seed(seed)
     values = [torch.randn(shape, generator=g, dtype=DTYPE) for shape in shapes]
