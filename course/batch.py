@@ -8,6 +8,7 @@ only reads files and writes results, so nothing a submission does reaches it.
 Output folder::
 
     gradebook.csv                      student, unit, score, max_score, status, message
+    class_report.md, mistakes.csv      what the class got wrong (course.class_report)
     students/<student>/<unit>.json     the raw record of one grade (written atomically)
     students/<student>/results.json    Gradescope's schema, every unit of that student
     students/<student>/feedback.md     readable feedback: what was checked and what differed
@@ -34,9 +35,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from course.catalogue import Unit
 from course.files import remove_partial_files, write_atomic
+
+if TYPE_CHECKING:
+    from course.grading.submission import Submission
 
 SUFFIXES = (".ipynb", ".py")
 CSV_FIELDS = ("student", "unit", "score", "max_score", "status", "message")
@@ -204,21 +209,29 @@ def _worker_start() -> None:
     prestart()
 
 
-def grade_job(job: Job, device: str, budget: float | None = None) -> dict:
-    """Grade one job (runs in a worker process); returns its record."""
+def outcome(unit: Unit, load: Callable[[], Submission | Path], device: str,
+            budget: float | None = None) -> tuple[str, str, dict | None]:
+    """(status, message, result) of grading what ``load`` gives (a path or a read
+    submission): the one grading step of local and cluster workers alike."""
     from course.grading.engine import SubmissionError, grade_submission
 
+    try:
+        result = grade_submission(unit, load(), device=device, budget=budget)
+    except SubmissionError as exc:
+        return "unreadable", str(exc), None
+    except Exception as exc:  # a grader failure on one submission must not stop the class
+        return "error", (f"the grader failed on this submission: "
+                         f"{type(exc).__name__}: {exc}"), None
+    data = result.to_dict()
+    return "graded", _summary(data), data
+
+
+def grade_job(job: Job, device: str, budget: float | None = None) -> dict:
+    """Grade one job (runs in a worker process); returns its record."""
     if job.path is None:
         return make_record(job, "missing", job.problem or "no submission", None)
-    try:
-        result = grade_submission(job.unit, job.path, device=device, budget=budget)
-    except SubmissionError as exc:
-        return make_record(job, "unreadable", str(exc), None)
-    except Exception as exc:  # a grader failure on one submission must not stop the class
-        return make_record(job, "error", f"the grader failed on this submission: "
-                           f"{type(exc).__name__}: {exc}", None)
-    data = result.to_dict()
-    return make_record(job, "graded", _summary(data), data)
+    path = job.path
+    return make_record(job, *outcome(job.unit, lambda: path, device, budget))
 
 
 # -- the parent side -------------------------------------------------------------------------
@@ -231,10 +244,32 @@ def load_record(out: Path, job: Job) -> dict | None:
     return record if record.get("fingerprint") == fingerprint(job) else None
 
 
+class Runner(Protocol):
+    """Grades jobs somewhere (local processes, a cluster) and yields their records."""
+
+    notes: list[str]
+
+    def results(self, jobs: list[Job]) -> Iterable[tuple[Job, dict]]: ...
+
+    def running(self) -> int: ...
+
+
+class Display(Protocol):
+    """What follows a batch: ``start`` once, then ``record`` for each record."""
+
+    def start(self, total: int, kept: int, runner: Runner) -> None: ...
+
+    def record(self, record: dict, kept: bool) -> None: ...
+
+
 def grade_all(jobs: list[Job], out: Path, workers: int = 2, device: str = "cpu",
               force: bool = False, progress: Callable[[dict, bool], None] | None = None,
-              budget: float | None = None) -> list[dict]:
-    """Grade every job not already recorded (all with ``force``); returns every record."""
+              budget: float | None = None, runner: Runner | None = None,
+              display: Display | None = None) -> list[dict]:
+    """Grade every job not already recorded (all with ``force``) with ``runner`` (default:
+    ``workers`` local processes); returns every record. ``progress`` is called for each record
+    (``kept``: it was already graded), ``display`` also hears how many jobs there are."""
+    runner = runner or LocalRunner(workers, device, budget)
     out.mkdir(parents=True, exist_ok=True)
     remove_partial_files(out)
     records: dict[tuple[str, str], dict] = {}
@@ -243,56 +278,76 @@ def grade_all(jobs: list[Job], out: Path, workers: int = 2, device: str = "cpu",
         kept = None if force else load_record(out, job)
         if kept is not None:
             records[(job.student, job.unit.slug)] = kept
-            if progress:
-                progress(kept, True)
         else:
             todo.append(job)
-    for count, (job, record) in enumerate(_run_pool(todo, workers, device, budget), start=1):
+    if display:
+        display.start(len(jobs), len(jobs) - len(todo), runner)
+    for record in records.values():
+        if progress:
+            progress(record, True)
+        if display:
+            display.record(record, True)
+    for count, (job, record) in enumerate(runner.results(todo), start=1):
         write_atomic(record_path(out, job), json.dumps(record, indent=1))
         crash_point(f"after-record-{count}")
         records[(record["student"], record["unit"])] = record
         if progress:
             progress(record, False)
+        if display:
+            display.record(record, False)
     ordered = [records[(j.student, j.unit.slug)] for j in jobs]
     write_outputs(out, ordered)
     return ordered
 
 
-def _run_pool(jobs: list[Job], workers: int, device: str,
-              budget: float | None = None) -> Iterable[tuple[Job, dict]]:
-    """Grade ``jobs`` in ``workers`` spawned processes; a broken pool is replaced and the
-    unfinished jobs tried once more, then reported as grader errors."""
-    import multiprocessing
+class LocalRunner:
+    """Grades jobs in ``workers`` spawned processes on this machine; a broken pool is replaced
+    and the unfinished jobs tried once more, then reported as grader errors."""
 
-    pending = list(jobs)
-    for attempt in range(2):
-        if not pending:
+    def __init__(self, workers: int = 2, device: str = "cpu", budget: float | None = None):
+        self.workers, self.device, self.budget = max(1, workers), device, budget
+        self.notes: list[str] = []
+        self._futures: dict = {}
+
+    def running(self) -> int:
+        """Jobs handed to a worker process (the pool queues a few ahead: capped at workers)."""
+        return min(self.workers, sum(f.running() for f in list(self._futures)))
+
+    def results(self, jobs: list[Job]) -> Iterable[tuple[Job, dict]]:
+        import multiprocessing
+
+        pending = list(jobs)
+        for attempt in range(2):
+            if not pending:
+                return
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                     initializer=_worker_start) as pool:
+                self._futures = {pool.submit(grade_job, job, self.device, self.budget): job
+                                 for job in pending}
+                done: list[Job] = []
+                try:
+                    for future in as_completed(self._futures):
+                        job = self._futures[future]
+                        try:
+                            record = future.result()
+                        except BrokenProcessPool:
+                            raise
+                        except Exception as exc:
+                            record = make_record(job, "error", f"the grader failed: {exc}", None)
+                        done.append(job)
+                        yield job, record
+                except BrokenProcessPool:
+                    pending = [j for j in pending if j not in done]
+                    if attempt == 1:
+                        for job in pending:
+                            yield job, make_record(job, "error", "a grading worker died while "
+                                                   "grading this submission", None)
+                        return
+                    continue
+                finally:
+                    self._futures = {}
             return
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx,
-                                 initializer=_worker_start) as pool:
-            futures = {pool.submit(grade_job, job, device, budget): job for job in pending}
-            done: list[Job] = []
-            try:
-                for future in as_completed(futures):
-                    job = futures[future]
-                    try:
-                        record = future.result()
-                    except BrokenProcessPool:
-                        raise
-                    except Exception as exc:
-                        record = make_record(job, "error", f"the grader failed: {exc}", None)
-                    done.append(job)
-                    yield job, record
-            except BrokenProcessPool:
-                pending = [j for j in pending if j not in done]
-                if attempt == 1:
-                    for job in pending:
-                        yield job, make_record(job, "error", "a grading worker died while "
-                                               "grading this submission", None)
-                    return
-                continue
-        return
 
 
 def write_outputs(out: Path, records: list[dict]) -> None:
@@ -333,3 +388,27 @@ def write_outputs(out: Path, records: list[dict]) -> None:
                 parts.append(r["message"] + "\n")
         write_atomic(folder / "feedback.md", "\n".join(parts))
         crash_point("after-first-student-outputs")
+    write_class_report(out, records)
+
+
+def _tallies(records: list[dict]) -> dict:
+    from course import catalogue
+    from course.class_report import tally
+
+    return tally(records, [catalogue.find(s) for s in sorted({r["unit"] for r in records})])
+
+
+def write_class_report(out: Path, records: list[dict]) -> None:
+    """class_report.md and mistakes.csv (:mod:`course.class_report`)."""
+    from course.class_report import markdown, mistakes_csv
+
+    tallies = _tallies(records)
+    write_atomic(out / "class_report.md", markdown(tallies))
+    write_atomic(out / "mistakes.csv", mistakes_csv(tallies))
+
+
+def top_mistakes(records: list[dict], n: int = 5) -> list[str]:
+    """The class's ``n`` most common banked mistakes, in words."""
+    from course.class_report import top_mistakes as ranked
+
+    return ranked(_tallies(records), n)

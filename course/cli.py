@@ -258,8 +258,14 @@ def _selected(unit_names, part: int | None, all_units: bool) -> list[Unit]:
 @click.option("--budget", type=click.FloatRange(min=1), default=None,
               help="Seconds all of one submission's code may take, per unit (default 60, or "
                    "$COURSE_BUDGET).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Grade on a Dask cluster (e.g. tcp://host:8786) instead of local workers; "
+                   'needs pip install "course[cluster]" here and `course worker` there.')
+@click.option("--log/--bar", "as_log", default=None,
+              help="One line per record (default when the output is not a terminal), or a "
+                   "progress bar with done, running, failed and the time left.")
 def grade(path, unit_names, all_units, out, workers, force, device, nbgrader_dir,
-          assignment, budget) -> None:
+          assignment, budget, scheduler, as_log) -> None:
     """Grade a class: PATH holds one sub-folder or file per student (or use --nbgrader)."""
     import os
 
@@ -301,8 +307,32 @@ def grade(path, unit_names, all_units, out, workers, force, device, nbgrader_dir
                       f"{record['unit']:<14} {record['score']:g}/{record['max_score']:g}  "
                       f"[dim]{record['message'][:90]}[/dim]")
 
-    records = batch.grade_all(jobs, out, workers=workers, device=device, force=force,
-                              progress=show, budget=budget)
+    runner: batch.Runner = batch.LocalRunner(workers, device, budget)
+    if scheduler:
+        from course.cluster import ClusterRunner
+
+        runner = ClusterRunner(scheduler, device, budget)
+    if as_log is None:
+        as_log = not console.is_terminal
+    try:
+        if as_log:
+            records = batch.grade_all(jobs, out, force=force, progress=show, runner=runner)
+        else:
+            from course.progress import GradingProgress
+
+            with GradingProgress(console, "grading" + (f" on {scheduler}" if scheduler
+                                                       else "")) as bar:
+                records = batch.grade_all(jobs, out, force=force, runner=runner, display=bar)
+    except RuntimeError as exc:
+        if not scheduler:
+            raise
+        from course.cluster import ClusterError
+
+        if isinstance(exc, ClusterError):
+            raise Abort(str(exc)) from None
+        raise
+    for note in runner.notes:
+        console.print(f"[yellow]{note}[/yellow]")
     if nbgrader_dir:
         from course.export.nbgrader import write_gradebook
 
@@ -314,7 +344,34 @@ def grade(path, unit_names, all_units, out, workers, force, device, nbgrader_dir
     bad = [r for r in records if r["status"] != "graded"]
     console.print(f"[bold]{len(records)} grade(s) in {out / 'gradebook.csv'}; "
                   f"{len(bad)} not graded (missing, unreadable or grader error).[/bold]")
+    top = batch.top_mistakes(records)
+    if top:
+        console.print(f"Most common known mistakes (all in {out / 'class_report.md'}):")
+        for line in top:
+            console.print(f"  {line}", markup=False)
     sys.exit(1 if bad else 0)
+
+
+@main.command()
+@click.argument("scheduler", metavar="ADDRESS")
+@click.option("--nworkers", default=1, show_default=True,
+              help="Worker processes; each grades one submission at a time.")
+@click.option("--name", help="The worker's name (with --nworkers 1).")
+def worker(scheduler, nworkers, name) -> None:
+    """Join the Dask cluster at ADDRESS as a grader, after checking that this machine's course
+    (engine, hidden checks, references, version) is the one the cluster grades with."""
+    import os
+
+    from course import cluster
+
+    try:
+        argv = cluster.worker_command(scheduler, nworkers, name)
+    except cluster.ClusterError as exc:
+        raise Abort(str(exc)) from None
+    console.print(f"course worker: course matches; joining {scheduler} with {nworkers} "
+                  "process(es)")
+    os.environ["DASK_DISTRIBUTED__WORKER__DAEMON"] = "False"
+    os.execvp(argv[0], argv)
 
 
 @main.group()
@@ -442,10 +499,21 @@ def build(check_only: bool) -> None:
                    "submissions of UNIT.")
 @click.option("--students", default=20, show_default=True, help="With --batch: class size.")
 @click.option("--workers", default=2, show_default=True, help="With --batch: grading workers.")
-def bench(repeat: int, unit_names, batch_unit, students, workers) -> None:
+@click.option("--cluster", "on_cluster", is_flag=True,
+              help="Throughput on a Dask cluster of this machine (1 and 2 workers) against "
+                   "local workers, the scheduler's overhead per job, and a projection "
+                   "(unit: the first --units, default layer-norm; --students submissions).")
+def bench(repeat: int, unit_names, batch_unit, students, workers, on_cluster) -> None:
     """Time check() in-kernel, `course check UNIT`, and isolation overhead for --all."""
     from course.bench import batch_bench, run_bench
 
+    if on_cluster:
+        from course.bench_cluster import cluster_bench
+
+        unit = _unit(unit_names[0] if unit_names else "layer-norm")
+        _gradable(unit)
+        cluster_bench(unit, count=students, console=console)
+        return
     if batch_unit:
         unit = _unit(batch_unit)
         _gradable(unit)

@@ -89,6 +89,8 @@ def _leaked_gradient(have: dict | None, tol: Tolerance) -> str:
             f"of {data.numel()} values")
 
 
+NOT_IMPLEMENTED = "not implemented yet (your code raised NotImplementedError)"
+
 class CheckFailure(AssertionError):
     """A check failed. It holds data, and ``course.report`` words it (``str()`` is that
     wording): ``message`` the problem, ``case`` the case it occurred in, ``difference`` how an
@@ -228,8 +230,7 @@ class Grader:
                 mistake = self._diagnose_failure(probe, err) if kind in DIAGNOSABLE else None
                 self.fail(err.get("message", ""), mistake=mistake, case=case)
             if err.get("type") == "NotImplementedError":
-                self.fail("not implemented yet (your code raised NotImplementedError)",
-                          case=case)
+                self.fail(NOT_IMPLEMENTED, case=case)
             self.fail(f"your code raised {err.get('type')}: {err.get('message')}{where}",
                       case=case)
         return payload
