@@ -87,12 +87,27 @@ def prepare_worker() -> None:
     _PREPARED = True
 
 
+def hide_also(hide: list[str]) -> None:
+    """Add ``hide`` to the paths this worker's sandbox hides (``$COURSE_SANDBOX_HIDE``): the
+    grading machine's output folder and gradebook, which a worker on that same machine could
+    otherwise show to learner code. A worker grades one job at a time, and the same list for
+    every job of a run restarts its fork server once."""
+    hidden = [p for p in os.environ.get("COURSE_SANDBOX_HIDE", "").split(os.pathsep) if p]
+    added = [p for p in hide if p not in hidden]
+    if added:
+        os.environ["COURSE_SANDBOX_HIDE"] = os.pathsep.join(hidden + added)
+
+
 def grade_remote(slug: str, name: str, data: bytes, label: str, device: str,
-                 budget: float | None, expected: str) -> tuple[str, str, dict | None]:
+                 budget: float | None, expected: str,
+                 hide: list[str] | None = None) -> tuple[str, str, dict | None]:
     """A job on a worker: (status, message, result) of the submission ``data`` (whose file
-    was called ``name`` and is reported as ``label``) for unit ``slug``."""
+    was called ``name`` and is reported as ``label``) for unit ``slug``; ``hide``: paths the
+    sandbox hides besides the worker's own."""
     from course.batch import crash_point
     from course.grading.submission import read_submission
+
+    hide_also(hide or [])
 
     mine = manifest()
     if digest(mine) != expected:
@@ -153,6 +168,7 @@ class ClusterRunner:
 
     def __init__(self, address: str, device: str = "cpu", budget: float | None = None):
         self.address, self.device, self.budget = address, device, budget
+        self.hide = [p for p in os.environ.get("COURSE_SANDBOX_HIDE", "").split(os.pathsep) if p]
         self.notes: list[str] = []
         self._client: Client | None = None
         self._futures: dict[Future, Job] = {}
@@ -209,7 +225,8 @@ class ClusterRunner:
                 key = f"grade-{safe_name(job.student)}-{job.unit.slug}-{fingerprint(job)[:16]}"
                 future = client.submit(
                     grade_remote, job.unit.slug, job.path.name, job.path.read_bytes(),
-                    str(job.path), self.device, self.budget, digest(expected), key=key,
+                    str(job.path), self.device, self.budget, digest(expected), self.hide,
+                    key=key,
                     pure=False, resources={resource: 1})
                 self._futures[future] = job
             yield from self._collect(client, resource)

@@ -274,3 +274,28 @@ def test_a_worker_with_other_hidden_checks_is_refused(tmp_path):
         assert changed in " ".join((late.stdout + late.stderr).split())
     finally:
         c.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+def test_the_output_folder_is_hidden_from_learner_code_on_the_cluster(cluster, tmp_path,
+                                                                     request):
+    """A worker on the grading machine hides its output folder, as local grading does: this
+    submission is right only where it cannot see a file in that folder. (The folder is not
+    under /tmp, which every sandbox replaces anyway: in the course's git-ignored cache.)"""
+    out = ROOT / ".course-cache" / f"test-cluster-out-{os.getpid()}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    request.addfinalizer(lambda: shutil.rmtree(out, ignore_errors=True))
+    (out / "marker.txt").write_text("the grading machine's outputs")
+    sub = tmp_path / "class"
+    sub.mkdir()
+    peek = f"import os\nSEEN = os.path.exists({str(out / 'marker.txt')!r})\n"
+    source = master_source(LN).replace("    return y\n", "    return y * (2 if SEEN else 1)\n")
+    assert "SEEN else" in source
+    (sub / "peeker.py").write_text(peek + source)
+    done = _grade(str(sub), "--unit", "layer-norm", "--out", str(out), "--scheduler",
+                  cluster.address)
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = (out / "gradebook.csv").read_text().splitlines()[1].split(",")
+    assert float(row[2]) == load_checks(LN).max_score, "learner code saw the output folder"
