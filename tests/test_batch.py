@@ -168,26 +168,38 @@ def _fire_class(root: Path) -> dict[str, str]:
     for m in load_checks(LN).mistakes:
         (sub / f"wrong-{m.id}.py").write_text(m.apply(master))
         kinds[f"wrong-{m.id}"] = "wrong"
-    out_dir = root / "decoy-output"
-    out_dir.mkdir()
-    hostile = [p for p in HOSTILE if _usable(p)][:16]
-    for p in hostile:
+    kinds.update(dict.fromkeys(write_hostile(sub, 16, root / "decoy-output"), "hostile"))
+    kinds.update(dict.fromkeys(write_broken(sub, 50 - len(kinds)), "broken"))
+    assert len(kinds) == 50, len(kinds)
+    return kinds
+
+
+def write_hostile(sub: Path, count: int, decoy: Path) -> list[str]:
+    """The first ``count`` usable hostile cases as submissions in ``sub`` (their output
+    decoy folder: ``decoy``); returns the students' names."""
+    decoy.mkdir(exist_ok=True)
+    names = []
+    for p in [p for p in HOSTILE if _usable(p)][:count]:
         c = p.values[0]
         text = c.source.replace("__ROOT__", str(catalogue.paths.ROOT)).replace(
-            "__OUT__", str(out_dir))
+            "__OUT__", str(decoy))
         (sub / f"hostile-{p.id}{c.suffix}").write_text(text, encoding="utf-8")
-        kinds[f"hostile-{p.id}"] = "hostile"
-    broken = [p for p in BROKEN if _usable(p)]
-    for p in broken[: 50 - len(kinds)]:
+        names.append(f"hostile-{p.id}")
+    return names
+
+
+def write_broken(sub: Path, count: int) -> list[str]:
+    """The first ``count`` usable broken files as submissions in ``sub``; their names."""
+    names = []
+    for p in [p for p in BROKEN if _usable(p)][:count]:
         c = p.values[0]
         target = sub / f"broken-{p.id}{c.suffix}"
         if isinstance(c.content, bytes):
             target.write_bytes(c.content)
         else:
             target.write_text(c.content, encoding="utf-8")
-        kinds[f"broken-{p.id}"] = "broken"
-    assert len(kinds) == 50, len(kinds)
-    return kinds
+        names.append(f"broken-{p.id}")
+    return names
 
 
 @pytest.mark.slow

@@ -29,9 +29,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed", reason="the cluster extra is not installed")
 
-from test_batch import ENV, _usable  # noqa: E402
-from test_broken import CASES as BROKEN  # noqa: E402
-from test_hostile import CASES as HOSTILE  # noqa: E402
+from test_batch import ENV, write_broken, write_hostile  # noqa: E402
 
 from course import catalogue  # noqa: E402
 from course.cluster import resource_name  # noqa: E402
@@ -125,19 +123,8 @@ def _mixed_class(root: Path) -> Path:
     (sub / "stub.ipynb").write_bytes(LN.exercise_path.read_bytes())
     for m in load_checks(LN).mistakes[:8]:
         (sub / f"wrong-{m.id}.py").write_text(m.apply(master))
-    decoy = root / "decoy-output"
-    decoy.mkdir()
-    for p in [p for p in HOSTILE if _usable(p)][:3]:
-        c = p.values[0]
-        text = c.source.replace("__ROOT__", str(ROOT)).replace("__OUT__", str(decoy))
-        (sub / f"hostile-{p.id}{c.suffix}").write_text(text, encoding="utf-8")
-    for p in [p for p in BROKEN if _usable(p)][:3]:
-        c = p.values[0]
-        target = sub / f"broken-{p.id}{c.suffix}"
-        if isinstance(c.content, bytes):
-            target.write_bytes(c.content)
-        else:
-            target.write_text(c.content, encoding="utf-8")
+    assert len(write_hostile(sub, 3, root / "decoy-output")) == 3
+    assert len(write_broken(sub, 3)) == 3
     assert len(list(sub.iterdir())) == 20
     return sub
 
