@@ -491,6 +491,52 @@ def build(check_only: bool) -> None:
                   "up to date.")
 
 
+@main.command("site")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--units", "unit_names", metavar="SLUGS",
+              help="Comma-separated units whose lectures to build (default: all); the others "
+                   "get short pages.")
+@click.option("--check", "check_only", is_flag=True,
+              help="Build nothing; fail (exit 1) if any page of OUT is stale.")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
+              help="Execution cache and build state (default: $COURSE_SITE_CACHE or "
+                   ".site-cache/ in the course).")
+@click.option("-v", "--verbose", is_flag=True, help="Show Sphinx's progress.")
+def site(out: Path, unit_names: str | None, check_only: bool, cache: Path | None,
+         verbose: bool) -> None:
+    """Build the course as a static website in OUT (offline; open OUT/index.html)."""
+    from course.site import missing_tools
+
+    if missing_tools():
+        raise Abort(f"the website needs {', '.join(missing_tools())}: "
+                    'pip install -e ".\\[site]"')  # \[: a bracket, not rich markup
+    from course.site.build import SiteError, build_site, check_site
+
+    chosen = None if unit_names is None else [
+        _unit(n) for n in unit_names.replace(" ", "").split(",") if n]
+    if check_only:
+        stale = check_site(out, chosen)
+        for line in stale:
+            console.print(f"    stale  {line}")
+        if stale:
+            console.print(f"[red]{len(stale)} stale: run `course site {out}`.[/red]")
+            sys.exit(1)
+        console.print(f"{out}: every page up to date.")
+        return
+    try:
+        result = build_site(out, chosen, cache=cache, verbose=verbose)
+    except SiteError as exc:
+        from rich.markup import escape
+
+        raise Abort(escape(str(exc))) from None
+    for line in result.warnings:
+        errors.print(f"[yellow]{line}[/yellow]")
+    ran = ", ".join(result.executed) or "none (all from the cache)"
+    console.print(f"{result.pages} pages, {result.lectures} with their executed lecture, in "
+                  f"{result.seconds:.0f} s; executed now: {ran}.")
+    console.print(f"Open {result.out / 'index.html'} (or `python -m http.server -d {out}`).")
+
+
 @main.command()
 @click.option("--repeat", default=5, show_default=True, help="Repeats for in-kernel timing.")
 @click.option("--units", "unit_names", multiple=True, help="Units to time (default: all).")

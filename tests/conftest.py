@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,24 @@ def write(tmp_path):
 
 def pytest_configure(config):
     os.environ.setdefault("COURSE_PROBE_TIMEOUT", "30")
+    config.stash[_STARTED] = time.time()
+
+
+_STARTED = pytest.StashKey[float]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Name the artifacts (browser screenshots) this run saved, so that CI's output says where."""
+    from tests.site_helpers import artifacts_folder
+
+    folder = artifacts_folder()
+    started = config.stash.get(_STARTED, 0.0)
+    saved = sorted(p for p in folder.glob("*") if p.is_file() and p.stat().st_mtime >= started) \
+        if folder.is_dir() else []
+    if saved:
+        terminalreporter.section("test artifacts")
+        for path in saved:
+            terminalreporter.write_line(f"{path} ({path.stat().st_size // 1024} KiB)")
 
 
 def assert_release_clean(text: str, unit: catalogue.Unit) -> list[str]:
