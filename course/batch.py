@@ -206,7 +206,7 @@ def _worker_start() -> None:
     from course.grading import engine  # noqa: F401
     from course.isolation.forkserver import prestart
 
-    prestart()
+    prestart(many=True)
 
 
 def outcome(unit: Unit, load: Callable[[], Submission | Path], device: str,

@@ -158,8 +158,11 @@ def _gradable(u: Unit, drafts: bool = False) -> None:
 @click.option("--budget", type=click.FloatRange(min=1), default=None,
               help="Seconds all of one submission's code may take (default 60, or "
                    "$COURSE_BUDGET); checks after it is spent score zero, not run.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="With several units: grading processes in parallel (default 1: on two "
+                   "cores, two workers measured no faster than one).")
 def check(units, all_units, submission, reference, json_path, device, public, no_isolation,
-          verbose, budget) -> None:
+          verbose, budget, workers) -> None:
     """Grade UNIT(S) with the full hidden checks, learner code isolated."""
     if not units and not all_units:
         raise Abort("name a unit (e.g. `course check layer-norm`) or pass --all")
@@ -169,10 +172,14 @@ def check(units, all_units, submission, reference, json_path, device, public, no
         raise Abort("--submission grades one unit: `course check UNIT --submission PATH`")
     if submission and reference:
         raise Abort("--submission and --reference exclude each other")
-    if not no_isolation:
+    from course.many import parallel
+
+    workers = workers or 1
+    count = len(units) if units else len(catalogue.units())
+    if not no_isolation and not parallel(count, workers):
         from course.isolation.forkserver import prestart
 
-        prestart()
+        prestart(many=count > 1)  # graded here: the server warms up while this imports torch
     if all_units:
         chosen = [u for u in catalogue.units() if u.gradable]
         if not reference:
@@ -184,27 +191,32 @@ def check(units, all_units, submission, reference, json_path, device, public, no
         for u in chosen:
             _gradable(u, drafts=True)
 
-    from course.grading.engine import SubmissionError, grade_submission, resolve_device
+    from course.grading.engine import resolve_device
     from course.report import print_result, write_json
 
     try:
         device = resolve_device(device)
     except ValueError as exc:
         raise Abort(str(exc)) from None
-    results, unreadable = [], []
+    from course.many import UnitJob, grade_units
+
+    jobs = []
     for u in chosen:
         path = submission or (u.solution_path if reference else workspace.workspace_copy(u))
         if not submission and not reference and not path.exists():
             raise Abort(f"no workspace copy of {u.slug} at {path}; run `course start {u.slug}` "
                         "or pass --submission PATH")
-        try:
-            result = grade_submission(u, path, device=device, public_only=public,
-                                      isolation="none" if no_isolation else "process",
-                                      budget=budget)
-        except SubmissionError as exc:
-            unreadable.append(f"{u.slug}: {exc}")
-            errors.print(f"[red]error:[/red] cannot grade {u.slug}: {exc}")
+        jobs.append(UnitJob(u, Path(path)))
+    graded = grade_units(jobs, device, public_only=public, budget=budget, workers=workers,
+                         isolation="none" if no_isolation else "process")
+    results, unreadable = [], []
+    for job, kind, value in graded:
+        u = job.unit
+        if kind != "result":
+            unreadable.append(f"{u.slug}: {value}")
+            errors.print(f"[red]error:[/red] cannot grade {u.slug}: {value}")
             continue
+        result = value
         print_result(result, console, verbose=verbose,
                      waited=waited_seconds() if len(chosen) == 1 else None)
         results.append(result)

@@ -83,7 +83,7 @@ def prepare_worker() -> None:
     from course.grading import engine  # noqa: F401
     from course.isolation.forkserver import prestart
 
-    prestart()
+    prestart(many=True)
     _PREPARED = True
 
 

@@ -11,6 +11,10 @@ import multiprocessing
 PRELOAD = ["torch", "course.isolation.child", "course.grading.fixtures", "course.isolation.zygote"]
 
 
+# added by prestart(many=True): warm-ups that pay off only over many submissions
+MANY = ["course.isolation.warm"]
+_preload = list(PRELOAD)
+
 _UNSET = "<no server started yet>"
 # the interpreter the running server was started with (None: this Python, no sandbox)
 _server_executable: str | None = _UNSET
@@ -26,7 +30,7 @@ def context():
     from course.isolation import sandbox
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    ctx.set_forkserver_preload(_preload)
     executable = sandbox.python_wrapper() if sandbox.level() == "bubblewrap" else None
     running = getattr(forkserver._forkserver, "_forkserver_pid", None) is not None
     # a server started for the other isolation level (or other hidden paths) is stopped, also
@@ -60,8 +64,13 @@ def server_pid() -> int | None:
     return pid
 
 
-def prestart() -> None:
-    """Start the fork server now (it warms up in the background)."""
+def prestart(many: bool = False) -> None:
+    """Start the fork server now (it warms up in the background). ``many``: it will serve
+    many submissions, so it also pays first-use costs (:mod:`course.isolation.warm`) once
+    instead of every child paying them."""
+    global _preload
+    if many:
+        _preload = [*PRELOAD, *(m for m in MANY if m not in PRELOAD)]
     context()
     from multiprocessing import forkserver
 
