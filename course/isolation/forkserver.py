@@ -70,7 +70,7 @@ def prestart(many: bool = False) -> None:
     instead of every child paying them."""
     global _preload
     if many:
-        _preload = [*PRELOAD, *(m for m in MANY if m not in PRELOAD)]
+        _preload = PRELOAD + MANY
     context()
     from multiprocessing import forkserver
 
