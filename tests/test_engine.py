@@ -9,10 +9,11 @@ import torch
 from course.catalogue import find
 from course.grading.checks import master_source
 from course.grading.compare import Tolerance, compare_values
-from course.grading.encode import EncodeError, encode, from_bytes, to_bytes
+from course.grading.encode import EncodeError, encode
 from course.grading.engine import grade_submission
 from course.grading.spec import Call
 from course.grading.submission import SubmissionError, read_submission
+from course.grading.wire import WireError, from_bytes, to_bytes
 from course.isolation import sandbox
 from course.isolation.runner import IsolatedRunner, Limits
 
@@ -246,7 +247,7 @@ def test_grader_never_unpickles_learner_objects():
         def __reduce__(self):
             return (print, ("pwned",))
 
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(WireError):
         from_bytes(pickle.dumps(Evil()))
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from course.grading.compare import Tolerance, compare_values, fmt_pair
-from course.grading.encode import EncodeError, encode, from_bytes, to_bytes, validate
+from course.grading.encode import EncodeError, encode, validate
 from course.grading.spec import (
     FLOAT_DTYPES,
     Call,
@@ -19,9 +19,11 @@ from course.grading.spec import (
     Inspect,
     Make,
     dtype_word,
+    in_float64,
     map_tensors,
     to_float64,
 )
+from course.grading.wire import from_bytes, to_bytes
 
 # -- spec ---------------------------------------------------------------------------------
 
@@ -46,6 +48,18 @@ def test_to_float64_casts_floating_tensors_and_named_module_dtypes_only():
     seen = []
     map_tensors(probe, lambda t: seen.append(t.shape) or t)
     assert len(seen) == 4
+
+
+def test_a_probe_in_float64_is_its_own_float64_run():
+    x64, x32 = torch.ones(3, dtype=torch.float64), torch.ones(3)
+    assert in_float64(Call("f", (x64, torch.arange(3)), {"n": 2}))
+    assert in_float64(Call(Make("M", (x64,)), (x64,)))  # a module in its default dtype
+    assert in_float64(Call(Make("M", dtype=torch.float64), ()))
+    assert not in_float64(Call("f", (x64, x32)))
+    assert not in_float64(Call("f", (), {"f": Fixture("ToyEpsModel", {"w": x32})}))
+    assert not in_float64(Call(Make("M", (x64,), dtype=torch.float32), (x64,)))
+    for probe in (Call("f", (x64,)), Call(Make("M", dtype=torch.float64), (x64,))):
+        assert in_float64(to_float64(probe))  # what to_float64 gives is in float64
 
 
 def test_the_shared_dtypes_and_their_words():

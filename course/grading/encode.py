@@ -1,15 +1,13 @@
 """Turning whatever learner code returned into plain data, and back, safely.
 
 The child encodes results into nested dicts / lists of exact ``torch.Tensor`` (on the CPU),
-numbers, strings, booleans and None, serialises them with ``torch.save`` and sends the bytes.
-The grader reads them with ``torch.load(weights_only=True)``, whose restricted unpickler admits
-nothing but such plain data, then validates the structure again. Learner objects are never
-unpickled in the grader's process.
+numbers, strings, booleans and None, and sends them as bytes (:mod:`course.grading.wire`, whose
+reader builds nothing but such plain data); the grader validates the structure again. Learner
+objects are never unpickled in the grader's process.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
@@ -69,31 +67,6 @@ def encode(value: Any, depth: int = 0) -> Any:
     if kind is torch.device:
         return {"__kind__": "device", "name": str(value)}
     raise EncodeError(f"returned an object of type {kind.__module__}.{kind.__qualname__}")
-
-
-def request_to_bytes(request: Any) -> bytes:
-    """A grader-to-child request (probe specs hold tensors) as self-contained bytes: plain
-    pickling, never multiprocessing's shared-memory tensor passing, which needs a channel
-    (a socket in /tmp) that a sandbox does not share."""
-    buffer = io.BytesIO()
-    torch.save(request, buffer)
-    return buffer.getvalue()
-
-
-def request_from_bytes(data: bytes) -> Any:
-    """Read a request in the child. The grader is trusted, so the full unpickler is used."""
-    return torch.load(io.BytesIO(data), weights_only=False, map_location="cpu")
-
-
-def to_bytes(payload: Any) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    return buffer.getvalue()
-
-
-def from_bytes(data: bytes) -> Any:
-    """Read a payload written by :func:`to_bytes`; only plain data is accepted."""
-    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
 
 def validate(value: Any, depth: int = 0) -> Any:

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from course.grading import encode as enc
+from course.grading import wire
 from course.grading.failures import Failure, error
 from course.grading.forbidden import Forbid
 from course.grading.spec import Call, Group
@@ -135,7 +136,7 @@ def run_forked(group: Group, ns: dict, device: torch.device, rules: list[Forbid]
                 payload["output"] = text[:OUTPUT_CHARS] + (
                     f"\n[… {len(text) - OUTPUT_CHARS:,} more characters of output were "
                     "dropped]" if len(text) > OUTPUT_CHARS else "")
-                reply = enc.to_bytes(payload)
+                reply = wire.to_bytes(payload)
                 with os.fdopen(write, "wb") as pipe:
                     pipe.write(reply)
             except BaseException:  # the parent reports the missing reply
@@ -152,7 +153,7 @@ def run_forked(group: Group, ns: dict, device: torch.device, rules: list[Forbid]
         problems.append(problem)
         if data is not None:
             try:
-                replies[-1] = enc.validate(enc.from_bytes(data))
+                replies[-1] = enc.validate(wire.from_bytes(data))
             except Exception as exc:
                 problems[-1] = f"its reply could not be read ({exc})"
     for pid, read in children:

@@ -8,8 +8,8 @@ environment to what Python and torch need, refuses new processes and threads
 ``solutions`` and ``autograder`` packages, captures output with a cap, turns TF32 off, and
 serves requests from the grader: ``load`` (execute the learner's cells) and ``probe``.
 
-Replies are plain data serialised with ``torch.save``; the grader reads them with the
-restricted ``weights_only`` unpickler (see :mod:`course.grading.encode`).
+Replies are plain data in :mod:`course.grading.wire`'s reply format, which the grader reads
+without unpickling anything.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from course.grading import encode as enc
+from course.grading import wire
 from course.grading.failures import Failure, error
 from course.grading.forbidden import Forbid
 from course.grading.probes import execute
@@ -165,7 +165,7 @@ def serve(conn, config: ChildConfig) -> None:
     # Everything the loop needs is bound to locals now, before learner code exists.
     snapshot = Snapshot()
     run_probe, run_cells, to_bytes, from_bytes, error_record = (
-        execute, execute_cells, enc.to_bytes, enc.request_from_bytes, error)
+        execute, execute_cells, wire.to_bytes, wire.request_from_bytes, error)
     recv, send = conn.recv_bytes, conn.send_bytes
     ns: dict = {}
     while True:

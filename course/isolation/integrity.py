@@ -15,6 +15,7 @@ What it guarantees is that tampering through Python attributes does not go unnot
 
 from __future__ import annotations
 
+import operator
 import sys
 import types
 
@@ -31,56 +32,89 @@ IGNORED_ATTRIBUTES = frozenset({"__warningregistry__", "__loader__", "__spec__",
                                 "_", "exc_info", "tracebacklimit"})
 
 
-def _identity(value: object) -> tuple:
-    code = getattr(value, "__code__", None)
-    return (id(value), id(code) if code is not None else None)
+class _Namespace:
+    """One watched namespace (a module's or a class's ``__dict__``): the objects its
+    attributes held, and the code objects of those that are functions, kept alive (so no
+    replacement can reuse an identity) and compared by identity in C."""
+
+    def __init__(self, label: str, owner: object, attrs: list[str]) -> None:
+        self.label, self.owner = label, owner
+        self.keys = tuple(attrs)
+        space = vars(owner)
+        self.values = tuple(space[a] for a in self.keys)
+        self.codes = tuple(getattr(v, "__code__", None) for v in self.values)
+        self.functions = tuple(v for v, c in zip(self.values, self.codes) if c is not None)
+        self.function_codes = tuple(c for c in self.codes if c is not None)
+        self._get = operator.itemgetter(*self.keys) if self.keys else None
+
+    def intact(self) -> bool:
+        if self._get is None:
+            return True
+        try:
+            now = self._get(vars(self.owner))
+            now = now if len(self.keys) > 1 else (now,)
+            return (all(map(operator.is_, now, self.values))
+                    and all(map(operator.is_, map(_CODE, self.functions), self.function_codes)))
+        except Exception:  # a removed attribute, or a code attribute that no longer reads
+            return False
+
+    def changes(self) -> list[str]:
+        """The attributes replaced or removed (their code included), by name."""
+        space, found = vars(self.owner), []
+        for attr, value, code in zip(self.keys, self.values, self.codes):
+            try:
+                same = space[attr] is value and (
+                    code is None or getattr(value, "__code__", None) is code)
+            except Exception:
+                same = False
+            if not same:
+                found.append(f"{self.label}.{attr}")
+        return found
+
+
+_CODE = operator.attrgetter("__code__")
 
 
 class Snapshot:
-    """Identities of the watched attributes, taken while the process is still clean."""
+    """The watched attributes as they were while the process was still clean."""
 
     def __init__(self) -> None:
-        self.modules: dict[str, types.ModuleType] = {}
-        self.attrs: dict[tuple[str, str], tuple] = {}
-        self.class_attrs: dict[tuple[str, str, str], tuple] = {}
         names = [n for n in sys.modules if n == "course" or n.startswith("course.")]
         names += [n for n in WATCHED_MODULES if n in sys.modules]
-        for name in names:
-            module = sys.modules[name]
-            self.modules[name] = module
-            for attr, value in list(vars(module).items()):
-                if attr in IGNORED_ATTRIBUTES:
-                    continue
-                self.attrs[(name, attr)] = _identity(value)
+        self.modules: dict[str, types.ModuleType] = {n: sys.modules[n] for n in names}
+        self.spaces: list[_Namespace] = []
+        # (module, class name, class): classes watched in modules that are not watched whole
+        self.classes: list[tuple[types.ModuleType, str, type]] = []
+        for name, module in self.modules.items():
+            attrs = [a for a in list(vars(module)) if a not in IGNORED_ATTRIBUTES]
+            self.spaces.append(_Namespace(name, module, attrs))
+            for attr in attrs:
+                value = vars(module)[attr]
                 if name.startswith("course") and isinstance(value, type) and (
                     value.__module__ == name
                 ):
-                    for cattr, cvalue in list(vars(value).items()):
-                        self.class_attrs[(name, attr, cattr)] = _identity(cvalue)
+                    self.spaces.append(_Namespace(f"{name}.{attr}", value, list(vars(value))))
         for module_name, cls_name in WATCHED_CLASSES:
             watched = sys.modules.get(module_name)
             cls = getattr(watched, cls_name, None)
             if watched is None or not isinstance(cls, type):
                 continue
             self.modules.setdefault(module_name, watched)
-            for cattr, cvalue in list(vars(cls).items()):
-                self.class_attrs[(module_name, cls_name, cattr)] = _identity(cvalue)
+            self.classes.append((watched, cls_name, cls))
+            self.spaces.append(_Namespace(f"{module_name}.{cls_name}", cls, list(vars(cls))))
+        self._names = tuple(self.modules)
+        self._objects = tuple(self.modules.values())
 
     def changes(self) -> list[str]:
-        """Names of watched attributes that were replaced or removed since the snapshot."""
-        found: list[str] = []
-        for name, module in self.modules.items():
-            if sys.modules.get(name) is not module:
-                found.append(f"sys.modules[{name!r}]")
-        for (name, attr), ident in self.attrs.items():
-            if name not in self.modules:
-                continue
-            namespace = vars(self.modules[name])
-            if attr not in namespace or _identity(namespace[attr]) != ident:
-                found.append(f"{name}.{attr}")
-        for (name, cls, cattr), ident in self.class_attrs.items():
-            owner = vars(self.modules[name]).get(cls)
-            space = vars(owner) if isinstance(owner, type) else {}
-            if cattr not in space or _identity(space[cattr]) != ident:
-                found.append(f"{name}.{cls}.{cattr}")
+        """Names of watched attributes that were replaced or removed since the snapshot
+        (at most ten); ``[]`` when all is as it was, which is checked in C, fast."""
+        if (all(map(operator.is_, map(sys.modules.get, self._names), self._objects))
+                and all(vars(m).get(n) is c for m, n, c in self.classes)
+                and all(space.intact() for space in self.spaces)):
+            return []
+        found = [f"sys.modules[{n!r}]" for n, m in self.modules.items()
+                 if sys.modules.get(n) is not m]
+        found += [f"{m.__name__}.{n}" for m, n, c in self.classes if vars(m).get(n) is not c]
+        for space in self.spaces:
+            found += space.changes()
         return found[:10]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from course import paths
 from course.grading import encode as enc
+from course.grading import wire
 from course.grading.failures import Failure, error
 from course.grading.forbidden import Forbid
 from course.grading.spec import Group, Probe
@@ -219,7 +220,7 @@ class IsolatedRunner:
         self.hit_time_limit = False
         assert self.conn is not None and self.proc is not None
         try:
-            self.conn.send_bytes(enc.request_to_bytes(request))
+            self.conn.send_bytes(wire.request_to_bytes(request))
         except (BrokenPipeError, OSError):
             return self._death_reason()
         return ""
@@ -250,7 +251,7 @@ class IsolatedRunner:
                 return None, "it returned more than 256 MiB of data"
             return None, self._death_reason()
         try:
-            payload = enc.validate(enc.from_bytes(data))
+            payload = enc.validate(wire.from_bytes(data))
         except Exception as exc:
             self._kill()
             return None, f"its reply could not be read as plain data ({exc})"
