@@ -213,8 +213,12 @@ def outcome(unit: Unit, load: Callable[[], Submission | Path], device: str,
             budget: float | None = None) -> tuple[str, str, dict | None]:
     """(status, message, result) of grading what ``load`` gives (a path or a read
     submission): the one grading step of local and cluster workers alike."""
+    from course.grading import refcache
     from course.grading.engine import SubmissionError, grade_submission
+    from course.isolation import sandbox
 
+    # other people's submissions: without a sandbox one could write the cache's folder
+    refcache.use_disk(sandbox.level() == "bubblewrap")
     try:
         result = grade_submission(unit, load(), device=device, budget=budget)
     except SubmissionError as exc:

@@ -19,3 +19,18 @@ LECTURES = ROOT / "lectures"
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
 AUTOGRADER = ROOT / "autograder"
+
+
+REFERENCE_CACHE_ENV = "COURSE_REFERENCE_CACHE"
+
+
+def reference_cache() -> Path | None:
+    """Where reference results are kept between runs (:mod:`course.grading.refcache`):
+    ``$COURSE_REFERENCE_CACHE``, else ``.course-cache/references`` in the course; None when
+    that variable says ``off``."""
+    value = os.environ.get(REFERENCE_CACHE_ENV, "").strip()
+    if value.lower() in ("off", "0", "no", "false", "none"):
+        return None
+    if value:
+        return Path(value).expanduser().resolve()
+    return ROOT / ".course-cache" / "references"

@@ -20,10 +20,12 @@ needs_sandbox = pytest.mark.skipif(
 SNOOP = f'''
 import os, socket
 ROOT = {str(sandbox.paths.ROOT)!r}
+CACHE = {str(sandbox.paths.reference_cache())!r}
 def snoop(x):
     out = {{}}
     out["solutions"] = sorted(os.listdir(os.path.join(ROOT, "solutions")))
     out["autograder"] = sorted(os.listdir(os.path.join(ROOT, "autograder")))
+    out["cache"] = sorted(os.listdir(CACHE)) if os.path.isdir(CACHE) else []
     try:
         socket.create_connection(("127.0.0.1", 22), timeout=1)
         out["network"] = "connected"
@@ -58,10 +60,17 @@ def _items(payload):
 
 @needs_sandbox
 def test_sandbox_hides_references_network_and_writes():
-    with IsolatedRunner([(1, SNOOP)], "cpu", []) as runner:
-        assert runner.isolation == "bubblewrap"
-        seen = _items(runner.run(Call("snoop", (torch.ones(1),))))
+    sandbox.hidden_paths()  # creates the reference cache's folder, as the server's start does
+    sentinel = sandbox.paths.reference_cache() / "sentinel.bin"
+    sentinel.write_bytes(b"a cached reference result")
+    try:
+        with IsolatedRunner([(1, SNOOP)], "cpu", []) as runner:
+            assert runner.isolation == "bubblewrap"
+            seen = _items(runner.run(Call("snoop", (torch.ones(1),))))
+    finally:
+        sentinel.unlink()
     assert seen["solutions"]["items"] == [] and seen["autograder"]["items"] == []
+    assert seen["cache"]["items"] == []  # reference results are hidden like the solutions
     assert seen["network"] != "connected"
     assert seen["write"] != "wrote" and not (sandbox.paths.ROOT / "course" / "pwned.txt").exists()
     assert seen["uid"] == 65534

@@ -101,12 +101,19 @@ def _exec_source(source: str, name: str, filename: str) -> dict:
     return module.__dict__
 
 
+def _cache_key(unit: Unit, name: str, source: str) -> tuple[str, str]:
+    from course.grading import refcache
+
+    checks_source = unit.checks_path.read_text(encoding="utf-8")
+    return unit.slug, refcache.implementation_key(unit.slug, name, source, checks_source)
+
+
 @cache
 def reference(unit: Unit) -> Implementation:
     """The master solution, executed in the grader's process."""
-    ns = _exec_source(master_source(unit), f"_course_reference_{unit.module}",
-                      str(unit.solution_path))
-    return Implementation("reference", ns)
+    source = master_source(unit)
+    ns = _exec_source(source, f"_course_reference_{unit.module}", str(unit.solution_path))
+    return Implementation("reference", ns, _cache_key(unit, "reference", source))
 
 
 @cache
@@ -114,4 +121,4 @@ def mistake_implementation(unit: Unit, mistake: Mistake) -> Implementation:
     source = mistake.apply(master_source(unit))
     name = f"_course_mistake_{unit.module}_{mistake.id.replace('-', '_')}"
     ns = _exec_source(source, name, f"<mistake {mistake.id}>")
-    return Implementation(mistake.id, ns)
+    return Implementation(mistake.id, ns, _cache_key(unit, mistake.id, source))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from course.catalogue import Unit
+from course.grading import refcache
 from course.grading.checks import load_checks, mistake_implementation, reference
 from course.grading.compare import Difference
 from course.grading.grader import CheckFailure, Grader, GraderError, UnitContext
@@ -176,6 +177,7 @@ def grade_runner(
     finally:
         torch.backends.cuda.matmul.allow_tf32 = prev_tf32
         torch.set_num_threads(prev_threads)
+        refcache.save()
     result.seconds = time.perf_counter() - started
     return result
 

@@ -231,6 +231,26 @@ def to_float64(probe: Probe) -> Probe:
     return map_tensors(probe, cast, module_in_float64)
 
 
+def in_float64(probe: Probe) -> bool:
+    """True when :func:`to_float64` would change nothing in ``probe`` (every floating tensor
+    is float64 already, every built module that names a dtype names float64): its float64 run
+    is then its native run."""
+    found: list[object] = []
+
+    def note(t: torch.Tensor) -> torch.Tensor:
+        if t.is_floating_point() and t.dtype != torch.float64:
+            found.append(t)
+        return t
+
+    def note_module(make: Make) -> Make:
+        if make.dtype is not None and make.dtype != torch.float64:
+            found.append(make)
+        return make
+
+    map_tensors(probe, note, note_module)
+    return not found
+
+
 def places_on_device(value: Any) -> bool:
     """True when running ``value`` (a probe, or anything inside one) puts something on the
     graded device: a tensor, a module built by :class:`Make`, a :class:`Fixture` or the

@@ -4,8 +4,8 @@ When ``bwrap`` works here, the fork server that isolated children come from is s
 a bubblewrap sandbox, so every child is too:
 
 - the file system is read-only, with a fresh ``/tmp``; the course's ``solutions/`` and
-  ``autograder/`` folders (and any path in ``$COURSE_SANDBOX_HIDE``, e.g. an nbgrader
-  gradebook) are replaced by empty folders;
+  ``autograder/`` folders, the reference cache (:func:`course.paths.reference_cache`) and any
+  path in ``$COURSE_SANDBOX_HIDE`` (e.g. an nbgrader gradebook) are replaced by empty folders;
 - no network (a new, empty network namespace), its own PID, IPC and UTS namespaces, so learner
   code sees only its own processes;
 - a new user namespace with no capabilities, as uid/gid 65534 inside;
@@ -47,8 +47,17 @@ def requested_mode() -> str:
 
 
 def hidden_paths() -> list[Path]:
+    """What the sandbox replaces by empty folders. The reference cache is created first if
+    need be: a folder made after the sandbox started would show through."""
     extra = [Path(p) for p in os.environ.get("COURSE_SANDBOX_HIDE", "").split(os.pathsep) if p]
-    return [paths.SOLUTIONS, paths.AUTOGRADER, paths.ROOT / ".git", *extra]
+    cache = paths.reference_cache()
+    if cache is not None:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a read-only course: nothing is written there, nothing to hide
+            pass
+    found = [paths.SOLUTIONS, paths.AUTOGRADER, paths.ROOT / ".git", *extra]
+    return found + ([cache] if cache is not None else [])
 
 
 def bwrap_arguments() -> list[str]:
