@@ -152,6 +152,33 @@ def test_console_script_runs(args):
     assert proc.returncode == 0 and proc.stdout
 
 
+QUICK_EXIT = """
+import atexit, sys
+from course import cli
+marker = sys.argv[1]
+atexit.register(lambda: open(marker, "w").write("exit handlers ran"))
+sys.argv = ["course", *sys.argv[2:]]
+cli.run()
+print("not reached")
+"""
+
+
+@pytest.mark.parametrize("args, code", [(["list"], 0), (["check", "no-such-unit"], 2),
+                                        (["check", "layer-norm", "--reference"], 0)])
+def test_the_command_ends_at_once_with_its_code_output_and_exit_handlers(tmp_path, args,
+                                                                          code):
+    marker = tmp_path / "marker"
+    proc = subprocess.run([sys.executable, "-c", QUICK_EXIT, str(marker), *args],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == code, proc.stderr
+    assert marker.read_text() == "exit handlers ran"
+    assert "not reached" not in proc.stdout
+    if code == 0:  # everything printed arrives, through a pipe too
+        assert proc.stdout.rstrip().endswith(("ready.", "limits)."))
+    else:
+        assert "no-such-unit" in proc.stderr
+
+
 def test_info_gives_full_citation_and_files():
     result = run("info", "lstm")
     assert result.exit_code == 0
