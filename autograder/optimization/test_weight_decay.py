@@ -6,11 +6,13 @@ size-1 ones included, float32 and float64), with its gradient also checked again
 weight_decay.py) that set ``.grad`` on leaf tensors, call the learner's step, and report the
 tensors afterwards: single steps (some tensors without a gradient), and 20-step trajectories
 on a fixed small regression problem. Trajectories are compared with the master solution and,
-in this process, with ``torch.optim.SGD`` itself; the decoupled step is also compared with its
+in this process, with ``torch.optim.SGD``'s own update (the functional form its ``step``
+runs); the decoupled step is also compared with its
 formula. A mismatch is looked up in the mistake bank below.
 """
 
 import torch
+from torch.optim.sgd import sgd
 
 from course.grading.compare import TOLERANCES
 from course.grading.drivers.weight_decay import run_trajectory
@@ -140,7 +142,14 @@ def _items(got: Outcome) -> list[torch.Tensor]:
 
 
 def _torch_sgd_step(params, lr, weight_decay=0.0):
-    torch.optim.SGD(params, lr=lr, weight_decay=weight_decay).step()
+    """``torch.optim.SGD(params, lr=lr, weight_decay=weight_decay).step()`` as torch runs it:
+    the functional update that ``SGD.step`` calls, on the tensors that have a gradient
+    (building the optimizer itself would first import torch._dynamo, over a second)."""
+    with_grad = [p for p in params if p.grad is not None]
+    with torch.no_grad():
+        sgd(with_grad, [p.grad for p in with_grad], [None] * len(with_grad),
+            weight_decay=weight_decay, momentum=0.0, lr=lr, dampening=0.0, nesterov=False,
+            maximize=False)
 
 
 def _against_torch_sgd(grader, probe, got, params, x, y, lr, weight_decay, what):

@@ -129,6 +129,12 @@ AUTOGRAD_CALLS = (
 )
 _EVENT_LABELS = {AUTOGRAD_ENGINE: "the autograd engine (backward)"}
 
+# Modules of optional libraries that units' rules name (bert's and roberta's collators,
+# seq2seq's beam search). Resolving a rule imports them where installed (about 0.7 s for
+# transformers' collators): a fork server that serves many submissions imports them once
+# (:mod:`course.isolation.warm`) instead of every child.
+LIBRARY_MODULES = ("transformers.data.data_collator", "transformers.generation")
+
 
 @dataclass(frozen=True)
 class Forbid:
