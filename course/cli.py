@@ -160,7 +160,7 @@ def _gradable(u: Unit, drafts: bool = False) -> None:
                    "$COURSE_BUDGET); checks after it is spent score zero, not run.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="With several units: grading processes in parallel (default: one per "
-                   "core; on two cores, --all took 31.5 s with two, 60.1 s with one).")
+                   "core, as `course bench` measures fastest).")
 def check(units, all_units, submission, reference, json_path, device, public, no_isolation,
           verbose, budget, workers) -> None:
     """Grade UNIT(S) with the full hidden checks, learner code isolated."""
