@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course.grading.drivers.optimizer import Adam
 from course.grading.probes import ProbeError, lookup
 
 
@@ -55,7 +56,7 @@ def train_skipgram(
     except RuntimeError as exc:
         raise ProbeError(f"could not load the grader's initial weights into SkipGram: {exc}") \
             from None
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = Adam(model.parameters(), lr=lr)
     losses = []
     with torch.enable_grad():
         for _ in range(steps):
