@@ -1,8 +1,10 @@
 """Imported by the fork server when it serves many submissions (``course grade``, cluster
 workers, ``course check`` of several units): first-use costs that units would otherwise pay in
-every fresh child. The first ``torch.optim`` optimizer imports ``torch._dynamo`` (about 0.8 s on
-a laptop core), and resolving bert's, roberta's and seq2seq's rules imports parts of
-transformers where it is installed (:data:`course.grading.forbidden.LIBRARY_MODULES`, 0.7 s).
+every fresh child. The first step of a built-in ``torch.optim`` optimizer imports
+``torch._dynamo`` (about a second on a laptop core; :mod:`course.isolation.deferred_dynamo`
+spares the rest of an optimizer that cost), and resolving bert's, roberta's and seq2seq's rules
+imports parts of transformers where it is installed
+(:data:`course.grading.forbidden.LIBRARY_MODULES`, 0.7 s).
 Not imported for one unit's ``course check``, whose child pays it only when needed; and not
 where a GPU may be used, since importing ``torch._dynamo`` (or a library) may ask the CUDA
 runtime for devices, which must not happen before the fork (see :mod:`course.isolation.zygote`).
@@ -12,13 +14,11 @@ from __future__ import annotations
 
 import importlib
 
-import torch
-
 from course.grading.forbidden import LIBRARY_MODULES
 from course.isolation.zygote import gpu_may_be_used
 
 if not gpu_may_be_used():  # (a library may ask CUDA for devices when imported, too)
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # imports torch._dynamo
+    importlib.import_module("torch._dynamo")
     for _name in LIBRARY_MODULES:
         try:
             importlib.import_module(_name)

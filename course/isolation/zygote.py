@@ -1,7 +1,9 @@
-"""Imported by the fork server only (see :mod:`course.isolation.forkserver`): pays torch's first-use
-costs once, and makes the fork server a *child subreaper*, so that any process a submission
-leaves behind (even one that called ``setsid`` and double-forked) re-parents to the fork server,
-where the grader can find and kill it (:func:`course.isolation.sandbox.reap_descendants`)."""
+"""Imported by the fork server only (see :mod:`course.isolation.forkserver`): pays torch's
+first-use costs once, keeps a learner's optimizer from importing ``torch._dynamo`` in every
+child (:mod:`course.isolation.deferred_dynamo`), and makes the fork server a *child subreaper*,
+so that any process a submission leaves behind (even one that called ``setsid`` and
+double-forked) re-parents to the fork server, where the grader can find and kill it
+(:func:`course.isolation.sandbox.reap_descendants`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import warnings
 
 import torch
 
+from course.isolation.deferred_dynamo import defer_optimizers
 from course.isolation.lifetime import die_with_parent
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -55,3 +58,4 @@ SUBREAPER = _become_subreaper()
 # adopted orphans are reaped by the fork server's own loop, which warns about each one
 warnings.filterwarnings("ignore", message="forkserver: waitpid returned")
 _warm_up()
+defer_optimizers()  # a learner's own optimizer does not import torch._dynamo in each child
