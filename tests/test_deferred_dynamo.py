@@ -94,3 +94,18 @@ def test_in_an_isolated_child(isolation_level):
         r.close()
     assert reply["ok"], reply
     assert reply["out"] == {"__kind__": "list", "items": [0.0, False]}
+
+
+def test_the_in_kernel_check_of_adam_does_not_import_dynamo():
+    """The learner's Adam subclasses torch.optim.Optimizer and runs in the kernel itself."""
+    out = _fresh(textwrap.dedent("""
+        import sys
+        from course import catalogue
+        from course.grading.submission import execute_cells
+        from course.notebook import Checker
+        unit = catalogue.find("adam")
+        ns, _ = execute_cells([(1, unit.solution_path.read_text())], "_kernel")
+        report = Checker("adam")(namespace=ns)
+        print(report.passed, len(report.result.checks) > 0, "torch._dynamo" in sys.modules)
+    """))
+    assert out.split() == ["True", "True", "False"]

@@ -18,6 +18,7 @@ from course.grading.checks import load_checks, mistake_implementation, reference
 from course.grading.compare import Difference
 from course.grading.grader import CheckFailure, Grader, GraderError, UnitContext
 from course.grading.submission import Submission, SubmissionError, read_submission
+from course.isolation.deferred_dynamo import defer_optimizers
 
 if TYPE_CHECKING:
     from course.isolation.runner import Limits
@@ -148,6 +149,9 @@ def grade_runner(
     """Run the unit's checks (optionally only public ones, those of ``tasks``, or those whose
     id is in ``ids``)."""
     started = time.perf_counter()
+    # an optimizer built here (a reference, or learner code run in this process: the in-kernel
+    # check) does not import torch._dynamo for nothing, as in the isolated children
+    defer_optimizers()
     checks = load_checks(unit)
     ctx = unit_context(unit, device)
     result = UnitResult(unit.slug, unit.number, unit.title, device, runner.isolation, submission)
