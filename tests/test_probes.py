@@ -97,3 +97,23 @@ def test_a_forbidden_name_whose_module_cannot_be_imported_counts_as_absent(tmp_p
     payload = execute(Call("f", (torch.ones(2),)), {"f": lambda x: x + 1}, CPU,
                       [Forbid(calls=("refused_library.fast_kernel",))])
     assert payload["ok"], payload
+
+
+def test_a_probe_runs_seeded_as_after_torch_manual_seed_zero_and_restores_the_generator():
+    ns = {"draw": lambda n: torch.rand(n)}
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    got = execute(Call("draw", (4,)), ns, torch.device("cpu"), [])
+    assert torch.equal(torch.rand(1), before)  # the caller's generator state came back
+    torch.manual_seed(0)
+    assert torch.equal(got["out"]["data"], torch.rand(4))
+
+
+def test_a_cpu_probe_queues_no_seed_for_an_uninitialised_cuda():
+    if torch.cuda.is_initialized():
+        return
+    tracker = torch.cuda._lazy_seed_tracker
+    before = tracker.get_calls()
+    execute(Call("draw", (2,)), {"draw": lambda n: torch.rand(n)}, torch.device("cpu"), [])
+    assert tracker.get_calls() == before
