@@ -184,3 +184,19 @@ def test_what_forked_ranks_print_comes_back_per_rank(capfd):
     assert got["ok"], got.get("error")
     assert got["output"] == "[rank 0] hello from 0\n[rank 1] hello from 1\n"
     assert "hello" not in capfd.readouterr().out  # nothing reached the parent's streams
+
+
+def test_a_rank_whose_rank_0_never_opens_the_group_gives_up_in_words_at_the_timeout():
+    """Ranks other than 0 poll for rank 0's store (torch's own retry waits about a second after
+    a refusal); when rank 0 fails before joining they report a collective failure, which
+    :func:`combine` ranks below rank 0's own, within the group's timeout."""
+    from course.grading.drivers.data_parallel import joined
+    from course.grading.probes import CollectiveMismatch
+    from course.grading.ranks import init_method
+
+    address = init_method()  # free, and nobody listens
+    started = time.monotonic()
+    with pytest.raises(CollectiveMismatch, match="rank 0 did not open the process group"):
+        with joined(1, 2, address, timeout_s=0.3):
+            pass
+    assert time.monotonic() - started < 5

@@ -89,19 +89,20 @@ class _Counter:
         return all_reduce
 
 
-def _await_store(init_method: str, timeout_s: float) -> None:
+def _await_store(init_method: str, timeout_s: float) -> bool:
     """Wait until rank 0's store at ``tcp://host:port`` accepts connections, polling every
-    2 ms. A rank that asks before rank 0 listens is refused, and torch retries only after a
-    backoff of about a second: most of a group probe's time, where ranks start in any order.
-    Gives up silently at the timeout (``init_process_group`` then reports it)."""
+    2 ms; whether it did within ``timeout_s``. A rank that asks before rank 0 listens is
+    refused, and torch retries only after a backoff of about a second: most of a group probe's
+    time, where ranks start in any order."""
     where = urlsplit(init_method)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             socket.create_connection((where.hostname, where.port), timeout=timeout_s).close()
-            return
+            return True
         except OSError:
             time.sleep(0.002)
+    return False
 
 
 @contextlib.contextmanager
@@ -109,8 +110,10 @@ def joined(rank: int, world_size: int, init_method: str, timeout_s: float) -> It
     """This process as rank ``rank`` of a gloo group, for the block; ``all_reduce`` counted."""
     if dist.is_initialized():  # pragma: no cover - a rank is a fresh process
         raise ProbeError("a process group is already initialised in this process")
-    if rank > 0 and init_method.startswith("tcp://"):
-        _await_store(init_method, timeout_s)
+    if rank > 0 and init_method.startswith("tcp://") and not _await_store(init_method, timeout_s):
+        raise CollectiveMismatch(  # (the consequence of rank 0's failure, reported first)
+            f"rank 0 did not open the process group within the group's timeout ({timeout_s:g} "
+            "s): it failed, or was still busy, before joining")
     dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=timeout_s))
     counter = _Counter(timeout_s)
