@@ -1,4 +1,4 @@
-"""``course.isolation.deferred_dynamo``: a learner's optimizer does not import ``torch._dynamo``
+"""``course.grading.deferred_dynamo``: a learner's optimizer does not import ``torch._dynamo``
 in a grading child (about a second per process), and nothing changes once it is imported."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import textwrap
 
 import torch
 
+from course.grading.deferred_dynamo import defer
 from course.grading.spec import Call
-from course.isolation.deferred_dynamo import defer
 from course.isolation.runner import IsolatedRunner
 
 OPTIMIZER = textwrap.dedent("""
@@ -49,7 +49,7 @@ def _fresh(code: str) -> str:
 def test_an_optimizer_subclass_runs_without_dynamo_and_unchanged():
     run = f"{OPTIMIZER}\nprint(run())\n"
     plain = _fresh(run)
-    deferred = _fresh("from course.isolation.deferred_dynamo import defer_optimizers\n"
+    deferred = _fresh("from course.grading.deferred_dynamo import defer_optimizers\n"
                       "print(defer_optimizers())\n" + run)
     assert plain == "[0.0, True]"  # without deferral, the constructor imports torch._dynamo
     assert deferred.splitlines() == [
@@ -60,7 +60,7 @@ def test_once_dynamo_is_imported_the_real_disable_wrapper_is_used():
     out = _fresh(textwrap.dedent("""
         import torch
         from torch.optim import Optimizer
-        from course.isolation.deferred_dynamo import CACHE, defer_optimizers
+        from course.grading.deferred_dynamo import CACHE, defer_optimizers
         defer_optimizers()
         p = torch.zeros(2, requires_grad=True)
         opt = torch.optim.SGD([p], lr=0.1)  # add_param_group, called directly

@@ -16,9 +16,9 @@ from course.catalogue import Unit
 from course.grading import refcache
 from course.grading.checks import load_checks, mistake_implementation, reference
 from course.grading.compare import Difference
+from course.grading.deferred_dynamo import defer_optimizers
 from course.grading.grader import CheckFailure, Grader, GraderError, UnitContext
 from course.grading.submission import Submission, SubmissionError, read_submission
-from course.isolation.deferred_dynamo import defer_optimizers
 
 if TYPE_CHECKING:
     from course.isolation.runner import Limits

@@ -1,7 +1,7 @@
 """Imported by the fork server when it serves many submissions (``course grade``, cluster
 workers, ``course check`` of several units): first-use costs that units would otherwise pay in
 every fresh child. The first step of a built-in ``torch.optim`` optimizer imports
-``torch._dynamo`` (about a second on a laptop core; :mod:`course.isolation.deferred_dynamo`
+``torch._dynamo`` (about a second on a laptop core; :mod:`course.grading.deferred_dynamo`
 spares the rest of an optimizer that cost), and resolving bert's, roberta's and seq2seq's rules
 imports parts of transformers where it is installed
 (:data:`course.grading.forbidden.LIBRARY_MODULES`, 0.7 s).

@@ -1,6 +1,6 @@
 """Imported by the fork server only (see :mod:`course.isolation.forkserver`): pays torch's
 first-use costs once, keeps a learner's optimizer from importing ``torch._dynamo`` in every
-child (:mod:`course.isolation.deferred_dynamo`), and makes the fork server a *child subreaper*,
+child (:mod:`course.grading.deferred_dynamo`), and makes the fork server a *child subreaper*,
 so that any process a submission leaves behind (even one that called ``setsid`` and
 double-forked) re-parents to the fork server, where the grader can find and kill it
 (:func:`course.isolation.sandbox.reap_descendants`)."""
@@ -14,7 +14,7 @@ import warnings
 
 import torch
 
-from course.isolation.deferred_dynamo import defer_optimizers
+from course.grading.deferred_dynamo import defer_optimizers
 from course.isolation.lifetime import die_with_parent
 
 PR_SET_CHILD_SUBREAPER = 36
